@@ -1,0 +1,151 @@
+"""The conversion flow: manifest in, SVGs + results table + failure report out.
+
+    load manifest -> submit (mapped over batches) -> poll + download (mapped) -> write results
+    -> report
+
+Run it from the CLI (`img2svg convert`), from a deployment (`prefect.yaml`), or call
+`convert(...)` from Python.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Literal
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.blocks.system import Secret
+from prefect.futures import PrefectFuture, as_completed
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+
+from img2svg.pipeline import progress
+from img2svg.pipeline.backend import default_rate_limit, open_backend, token_from_env
+from img2svg.pipeline.batch import initial_state
+from img2svg.pipeline.manifest import Manifest, ManifestRow
+from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.report import RunSummary
+from img2svg.pipeline.rows import RowState, RowStatus
+from img2svg.pipeline.settings import RunSettings
+from tasks.convert import poll_batch, submit_batch
+from tasks.limits import forget
+from tasks.manifest import load_manifest
+from tasks.report import publish_report, write_results
+
+
+def run_name() -> str:
+    """'<manifest name> <UTC date and time>', so runs are told apart in the UI."""
+    manifest = str(flow_run.parameters.get("manifest", "manifest"))
+    stem = PurePosixPath(manifest.rstrip("/")).stem or "manifest"
+    return f"{stem} {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+@flow(name="img2svg-convert", flow_run_name=run_name, validate_parameters=True)
+def convert(
+    manifest: str,
+    out: str = "out",
+    mode: Literal["fast", "slow"] = "fast",
+    api_url: str | None = None,
+    token_block: str | None = None,
+    image_column: str = "image_url",
+    id_column: str | None = None,
+    batch_size: int = 50,
+    concurrency: int = 8,
+    rate_limit: float | None = None,
+    poll_timeout: float = 600.0,
+    max_failure_ratio: float = 0.25,
+) -> State:
+    """Convert every image of a manifest to SVG.
+
+    Args:
+        manifest: CSV or Parquet file (local path or fsspec URL) with one image per row.
+        out: Output directory or fsspec URL for svgs/, results.parquet/.csv and failures.csv.
+        mode: "fast" (small files) or "slow" (higher fidelity).
+        api_url: Base URL of a HiDream-compatible API; empty with no token = embedded service.
+        token_block: Name of a Prefect Secret block holding the API token (else the
+            HIDREAM_API_TOKEN environment variable).
+        image_column: Manifest column with the image URL, path or data: URI.
+        id_column: Manifest column with a unique row id; default: a hash of the image.
+        batch_size: Rows per task run.
+        concurrency: HTTP requests in flight at once across the run.
+        rate_limit: Submissions per minute; default 20 (HiDream) for a remote API, none for
+            the embedded service; 0 = no limit.
+        poll_timeout: Seconds a submitted row may take before it is marked timed_out.
+        max_failure_ratio: The run ends Failed when more than this share of rows did not succeed.
+    """
+    logger = get_run_logger()
+    outputs = OutputStore(out)
+    token = Secret.load(token_block).get() if token_block else token_from_env()
+    loaded: Manifest = load_manifest(manifest, image_column, id_column)
+    total = len(loaded.rows)
+    batches = [loaded.rows[i : i + batch_size] for i in range(0, total, batch_size)]
+    logger.info("%d rows in %d batches from %s", total, len(batches), manifest)
+
+    run_key = str(flow_run.id or time.time())
+    try:
+        with open_backend(api_url, token, outputs) as endpoint:
+            settings = RunSettings(
+                mode=mode,
+                concurrency=concurrency,
+                rate_limit_per_minute=default_rate_limit(endpoint, rate_limit),
+                poll_timeout_s=poll_timeout,
+            )
+            logger.info("converting with %r, %s", endpoint, settings)
+            submitted = submit_batch.map(
+                batches,
+                unmapped(loaded.base),
+                unmapped(endpoint),
+                unmapped(settings),
+                unmapped(run_key),
+            )
+            polled = poll_batch.map(
+                submitted, unmapped(endpoint), unmapped(settings), unmapped(out), unmapped(run_key)
+            )
+            states = _collect(polled, batches, mode, total)
+    finally:
+        forget(run_key)
+
+    summary: RunSummary = write_results(states, out)
+    publish_report(summary)
+    message = f"{summary.succeeded}/{summary.total} succeeded; results in {summary.results_parquet}"
+    if summary.failure_ratio > max_failure_ratio:
+        return Failed(
+            message=f"{message}; failure ratio {summary.failure_ratio:.1%} exceeds "
+            f"{max_failure_ratio:.1%} (see {summary.failures_csv})",
+            data=summary,
+        )
+    return Completed(message=message, data=summary)
+
+
+def _collect(
+    polled: list[PrefectFuture[list[RowState]]],
+    batches: list[list[ManifestRow]],
+    mode: str,
+    total: int,
+) -> list[RowState]:
+    """Gather batch results as they finish, updating progress; a crashed batch keeps its rows."""
+    artifact_id = create_progress_artifact(
+        progress=0.0, key="img2svg-progress", description=f"Rows finished of {total}"
+    )
+    batch_of = {future.task_run_id: batch for future, batch in zip(polled, batches, strict=True)}
+    states: list[RowState] = []
+    counts: dict[str, int] = {}
+    for future in as_completed(polled):
+        try:
+            batch_states = future.result()
+        except Exception as exc:  # the batch task failed after its retries
+            batch_states = []
+            for row in batch_of[future.task_run_id]:
+                state = initial_state(row, mode)
+                if not state.status.final:
+                    state.finish(RowStatus.ERROR, time.time(), f"batch task failed: {exc}")
+                batch_states.append(state)
+        states.extend(batch_states)
+        for state in batch_states:
+            counts[str(state.status)] = counts.get(str(state.status), 0) + 1
+        done = len(states)
+        update_progress_artifact(artifact_id=artifact_id, progress=100.0 * done / max(total, 1))
+        progress.report(done, total, counts)
+    return states

@@ -1,0 +1,5 @@
+import sys
+
+from img2svg.cli import main
+
+sys.exit(main())

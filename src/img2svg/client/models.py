@@ -1,0 +1,60 @@
+"""Typed views of the API's `result` payloads."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TaskStatus(IntEnum):
+    WAITING = 0
+    DONE = 1
+    PROCESSING = 2
+    FAILED = 3
+    REJECTED = 4
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.REJECTED)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class SubmittedTask(_Model):
+    task_id: str
+    sub_task_ids: list[str] = Field(default_factory=list)
+
+
+class SubTaskResult(_Model):
+    sub_task_id: str = ""
+    task_status: int
+    task_completion: float = 0.0
+    image: str = ""
+    description: str | None = None
+
+    @property
+    def status(self) -> TaskStatus | None:
+        """None for values the API does not document (public clients treat them as pending)."""
+        try:
+            return TaskStatus(self.task_status)
+        except ValueError:
+            return None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status is not None and self.status.terminal
+
+
+class TaskResult(_Model):
+    task_id: str
+    sub_task_results: list[SubTaskResult] = Field(default_factory=list)
+    code: int | None = None
+    message: str | None = None
+
+    @property
+    def known(self) -> bool:
+        """False when a batch query says the service has no such task."""
+        return not self.code

@@ -1,0 +1,1 @@
+"""The conversion pipeline's building blocks, free of Prefect: manifest, batches, outputs."""

@@ -1,0 +1,131 @@
+"""Turn a manifest's image reference into what the API is sent.
+
+Public http(s) URLs are sent as URLs: the service fetches them. Everything the service could not
+reach is read here and sent inline as base64: local paths (relative to the manifest), `file://`
+and other fsspec URLs, and http(s) URLs on loopback or private networks. `data:` URIs pass as
+they are. The content fingerprint of inline images is what incremental runs compare.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+import fsspec
+import httpx
+
+from img2svg.net.fetch import FetchError, FetchLimits, fetch_url
+from img2svg.net.guard import URLRefused, is_private_host
+
+RefKind = Literal["url", "path", "data"]
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class InvalidImageRef(ValueError):
+    """The reference cannot be turned into an image to send; the row is invalid."""
+
+
+class ImageUnavailable(ValueError):
+    """The reference is well-formed but its bytes could not be read or fetched right now."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    kind: RefKind
+    location: str  # URL, fsspec path/URL, or the data: URI itself
+
+
+@dataclass(frozen=True)
+class Payload:
+    image: str  # what goes into the API's `image` field
+    fingerprint: str  # sha256 of the bytes when we saw them, else "url:<url>"
+    inline: bool
+
+
+def classify(reference: str, base: str) -> ImageRef:
+    if not reference:
+        raise InvalidImageRef("the image cell is empty")
+    lowered = reference[:16].lower()
+    if lowered.startswith(("http://", "https://")):
+        parts = urlsplit(reference)
+        if not parts.hostname:
+            raise InvalidImageRef(f"URL without a host: {describe(reference)}")
+        return ImageRef("url", reference)
+    if lowered.startswith("data:"):
+        header, sep, _ = reference.partition(",")
+        if not sep or not header.lower().endswith(";base64"):
+            raise InvalidImageRef("data: URI is not base64-encoded")
+        return ImageRef("data", reference)
+    if lowered.startswith("file://"):
+        path = unquote(urlsplit(reference).path)
+        if not path:
+            raise InvalidImageRef(f"file URL without a path: {reference}")
+        return ImageRef("path", path)
+    if _SCHEME.match(reference) or reference.startswith("/"):
+        return ImageRef("path", reference)  # absolute, or another fsspec protocol (s3://...)
+    return ImageRef("path", posixpath.join(base, reference) if base else reference)
+
+
+def describe(reference: str) -> str:
+    """The image as shown in results: data: URIs are abbreviated, not copied whole."""
+    if reference[:5].lower() == "data:":
+        header = reference.partition(",")[0]
+        return f"{header},… ({len(reference)} chars)"
+    return reference
+
+
+async def prepare(
+    ref: ImageRef, *, http: httpx.AsyncClient, max_bytes: int, fetch_timeout_s: float
+) -> Payload:
+    if ref.kind == "data":
+        payload = ref.location.partition(",")[2]
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidImageRef("data: URI holds invalid base64") from None
+        return Payload(ref.location, _digest(data), inline=True)
+    if ref.kind == "path":
+        data = _read_path(ref.location, max_bytes)
+        return Payload(base64.b64encode(data).decode(), _digest(data), inline=True)
+    host = urlsplit(ref.location).hostname or ""
+    try:
+        private = await is_private_host(host)
+    except URLRefused as exc:
+        raise ImageUnavailable(str(exc)) from None
+    if not private:
+        return Payload(ref.location, "url:" + ref.location, inline=False)
+    limits = FetchLimits(max_bytes=max_bytes, timeout_s=fetch_timeout_s, allow_private=True)
+    try:
+        fetched = await fetch_url(http, ref.location, limits)
+    except FetchError as exc:
+        raise ImageUnavailable(f"cannot fetch {ref.location}: {exc.reason}") from None
+    return Payload(
+        base64.b64encode(fetched.content).decode(), _digest(fetched.content), inline=True
+    )
+
+
+def _read_path(path: str, max_bytes: int) -> bytes:
+    try:
+        with fsspec.open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise InvalidImageRef(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise InvalidImageRef(f"is a directory, not an image: {path}") from None
+    except (OSError, ValueError, ImportError) as exc:
+        raise ImageUnavailable(f"cannot read {path}: {exc}") from None
+    if len(data) > max_bytes:
+        raise InvalidImageRef(f"{path} is larger than {max_bytes} bytes")
+    if not data:
+        raise InvalidImageRef(f"{path} is empty")
+    return data
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()

@@ -1,0 +1,87 @@
+"""Summaries of a finished run: counts by status, the commonest failure reasons, where it all is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from img2svg.pipeline.outputs import OutputStore, failures_frame
+from img2svg.pipeline.rows import RowStatus
+
+STATUS_ORDER = [str(s) for s in RowStatus if s.final]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    total: int
+    counts: dict[str, int]
+    failure_ratio: float
+    out: str
+    results_parquet: str
+    results_csv: str
+    failures_csv: str
+    top_failures: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> int:
+        return self.counts.get(str(RowStatus.SUCCEEDED), 0)
+
+
+def summarize(results: pd.DataFrame, outputs: OutputStore, top: int = 10) -> RunSummary:
+    counts = {status: int((results["status"] == status).sum()) for status in STATUS_ORDER}
+    total = len(results)
+    failed = total - counts[str(RowStatus.SUCCEEDED)]
+    failures = failures_frame(results)
+    grouped = (
+        failures.drop_duplicates(["status", "error"])[["status", "error", "reason_count"]]
+        .head(top)
+        .itertuples(index=False)
+    )
+    return RunSummary(
+        total=total,
+        counts=counts,
+        failure_ratio=failed / total if total else 0.0,
+        out=outputs.out,
+        results_parquet=outputs.location("results.parquet"),
+        results_csv=outputs.location("results.csv"),
+        failures_csv=outputs.location("failures.csv"),
+        top_failures=[(s, e, int(n)) for s, e, n in grouped],
+    )
+
+
+def counts_table(summary: RunSummary) -> list[dict[str, object]]:
+    return [
+        {"status": status, "rows": n, "share": f"{n / summary.total:.1%}" if summary.total else "-"}
+        for status, n in summary.counts.items()
+    ]
+
+
+def markdown(summary: RunSummary) -> str:
+    lines = [
+        "# img2svg run",
+        "",
+        f"**{summary.succeeded} of {summary.total} rows succeeded** "
+        f"(failure ratio {summary.failure_ratio:.1%}).",
+        "",
+        "| status | rows |",
+        "|---|---:|",
+        *(f"| {status} | {n} |" for status, n in summary.counts.items() if n),
+        "",
+        "## Outputs",
+        "",
+        f"- SVGs: `{summary.out}/svgs/`",
+        f"- Results: `{summary.results_parquet}` and `{summary.results_csv}`",
+        f"- Failure report: `{summary.failures_csv}`",
+    ]
+    if summary.top_failures:
+        lines += [
+            "",
+            "## Most common failure reasons",
+            "",
+            "| rows | status | reason |",
+            "|---:|---|---|",
+        ]
+        for status, error, n in summary.top_failures:
+            lines.append(f"| {n} | {status} | {error.replace('|', '/') or '-'} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,73 @@
+"""The state of one manifest row as it moves through the pipeline, and the result columns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class RowStatus(StrEnum):
+    PENDING = "pending"  # read from the manifest, not yet submitted
+    SUBMITTED = "submitted"  # accepted by the API, not yet finished
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # task_status 3
+    REJECTED = "rejected"  # task_status 4 (content moderation)
+    TIMED_OUT = "timed_out"  # still unfinished at the poll deadline
+    INVALID = "invalid"  # the manifest row itself is unusable; never submitted
+    ERROR = "error"  # refused, unreachable after retries, download or SVG check failed
+
+    @property
+    def final(self) -> bool:
+        return self not in (RowStatus.PENDING, RowStatus.SUBMITTED)
+
+
+RESULT_COLUMNS = [
+    "row_id",
+    "image",
+    "mode",
+    "status",
+    "task_id",
+    "sub_task_id",
+    "svg_url",
+    "svg_path",
+    "svg_bytes",
+    "error",
+    "attempts",
+    "submitted_at",
+    "finished_at",
+    "duration_s",
+]
+
+
+@dataclass
+class RowState:
+    index: int  # position in the manifest: results keep manifest order
+    row_id: str
+    image: str  # the manifest's image reference (data: URIs abbreviated)
+    mode: str
+    status: RowStatus = RowStatus.PENDING
+    task_id: str | None = None
+    sub_task_id: str | None = None
+    svg_url: str | None = None
+    svg_path: str | None = None
+    svg_bytes: int | None = None
+    error: str | None = None
+    attempts: int = 0
+    submitted_at: float | None = None  # unix seconds
+    finished_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def finish(self, status: RowStatus, now: float, error: str | None = None) -> None:
+        self.status = status
+        self.error = error
+        self.finished_at = now
+
+    def as_result(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["status"] = str(self.status)
+        duration = None
+        if self.submitted_at is not None and self.finished_at is not None:
+            duration = round(self.finished_at - self.submitted_at, 3)
+        record["duration_s"] = duration
+        return {column: record[column] for column in RESULT_COLUMNS}

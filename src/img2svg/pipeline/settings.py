@@ -1,0 +1,36 @@
+"""The knobs of one conversion run, shared by the flow, its tasks and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["fast", "slow"]
+
+HIDREAM_RATE_PER_MINUTE = 20.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the API is and how to authenticate; the token is never printed."""
+
+    url: str
+    token: str | None = None
+    embedded: bool = False
+
+    def __repr__(self) -> str:
+        token = "***" if self.token else None
+        return f"Endpoint(url={self.url!r}, token={token}, embedded={self.embedded})"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    mode: Mode = "fast"
+    concurrency: int = 8
+    rate_limit_per_minute: float | None = None
+    poll_timeout_s: float = 600.0
+    poll_interval_s: float = 1.0
+    poll_max_interval_s: float = 15.0
+    max_image_bytes: int = 20 * 1024 * 1024
+    fetch_timeout_s: float = 30.0
+    request_timeout_s: float = 60.0

@@ -1,0 +1,53 @@
+"""Everything `img2svg serve` can be told, in one typed place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from img2svg.engine.decode import DecodeLimits
+from img2svg.engine.trace import EngineLimits
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Deterministic fault injection for tests; all rates are probabilities in [0, 1]."""
+
+    latency_s: float = 0.0
+    fault_rate: float = 0.0
+    fail_rate: float = 0.0
+    reject_rate: float = 0.0
+    slow_response_s: float = 2.0
+    seed: int | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.latency_s, self.fault_rate, self.fail_rate, self.reject_rate))
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    data_dir: Path = Path(".img2svg-service")
+    tokens: frozenset[str] = frozenset()
+    rate_limit_per_minute: int | None = None
+    max_concurrency: int | None = None
+    allow_private_urls: bool = False
+    workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    max_image_bytes: int = 20 * 1024 * 1024
+    fetch_timeout_s: float = 20.0
+    max_batch_ids: int = 100
+    callback_timeout_s: float = 5.0
+    callback_attempts: int = 3
+    callback_interval_s: float = 1.0
+    engine: EngineLimits = field(default_factory=EngineLimits)
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """A base64 image is 4/3 of its bytes; leave room for the other JSON fields."""
+        return self.max_image_bytes * 4 // 3 + 64 * 1024
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        return self.engine.decode

@@ -1,0 +1,74 @@
+"""Run the service with uvicorn, on a given port or on a free one reported through a file.
+
+`--port 0` plus `--port-file` is how the pipeline starts an embedded service without racing
+other processes for a port: the socket is bound here and its real port written once listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from img2svg.service.app import create_app
+from img2svg.service.config import ServiceConfig
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def write_port_file(path: Path, port: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, path)
+
+
+class _Server(uvicorn.Server):
+    """Writes the port file only once the app has started (lifespan done), so readers can poll."""
+
+    def __init__(self, config: uvicorn.Config, port_file: Path | None, port: int) -> None:
+        super().__init__(config)
+        self._port_file = port_file
+        self._port = port
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self._port_file is not None and self.started:
+            write_port_file(self._port_file, self._port)
+
+
+def serve(
+    config: ServiceConfig,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    port_file: Path | None = None,
+    log_level: str = "info",
+    access_log: bool = True,
+) -> None:
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    sock = bind(host, port)
+    actual_port = sock.getsockname()[1]
+    uv_config = uvicorn.Config(
+        create_app(config),
+        log_level=log_level,
+        access_log=access_log,
+        timeout_graceful_shutdown=5,
+    )
+    server = _Server(uv_config, port_file, actual_port)
+    logging.getLogger("img2svg.service").info(
+        "img2svg service on http://%s:%d (data dir %s)", host, actual_port, config.data_dir
+    )
+    asyncio.run(server.serve(sockets=[sock]))

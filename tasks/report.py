@@ -1,0 +1,32 @@
+"""Write the results table and failure report, and show the run in the Prefect UI."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.report import RunSummary, counts_table, markdown, summarize
+from img2svg.pipeline.rows import RowState
+
+
+@task(name="write-results", cache_policy=NO_CACHE)
+def write_results(states: list[RowState], out: str) -> RunSummary:
+    outputs = OutputStore(out)
+    frame = outputs.write_results(states)
+    return summarize(frame, outputs)
+
+
+@task(name="publish-report", cache_policy=NO_CACHE)
+def publish_report(summary: RunSummary) -> None:
+    create_table_artifact(
+        key="img2svg-counts",
+        table=counts_table(summary),
+        description=f"Rows by status ({summary.total} rows)",
+    )
+    create_markdown_artifact(
+        key="img2svg-report",
+        markdown=markdown(summary),
+        description="Failure summary and where the outputs are",
+    )
