@@ -45,10 +45,18 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How long to keep trying.
+
+    Faults (network, 5xx) are retried `attempts` times with exponential backoff. Quota answers
+    (429) are not faults: they are waited out, as the server's Retry-After says, for up to
+    `max_quota_wait_s` in total per request.
+    """
+
     attempts: int = 6
     backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     max_retry_after_s: float = 120.0
+    max_quota_wait_s: float = 3600.0
 
     def delay(self, attempt: int, error: TransientError) -> float:
         if error.retry_after_s is not None:
@@ -188,22 +196,31 @@ class AsyncImg2SvgClient:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    async def _with_retries(self, call: Callable[[], Awaitable[T]], *, safe_to_repeat: bool) -> T:
-        attempt = 1
+    async def _with_retries(
+        self, call: Callable[[], Awaitable[T]], *, safe_to_repeat: bool
+    ) -> T:
+        faults = 0
+        quota_waited = 0.0
         while True:
             try:
                 return await call()
+            except RateLimited as error:
+                delay = self.retry.delay(faults + 1, error)
+                if quota_waited + delay > self.retry.max_quota_wait_s:
+                    raise
+                quota_waited += delay
+                self.throttle.pause(delay)
+                log.debug("rate limited; waiting %.1f s", delay)
+                await asyncio.sleep(delay)
             except TransientError as error:
-                if attempt >= self.retry.attempts or not (
+                faults += 1
+                if faults >= self.retry.attempts or not (
                     safe_to_repeat or _surely_not_processed(error)
                 ):
                     raise
-                delay = self.retry.delay(attempt, error)
-                if isinstance(error, RateLimited):
-                    self.throttle.pause(delay)
-                log.info("retrying in %.1f s after %s (attempt %d)", delay, error, attempt)
+                delay = self.retry.delay(faults, error)
+                log.info("retrying in %.1f s after %s (attempt %d)", delay, error, faults)
                 await asyncio.sleep(delay)
-                attempt += 1
 
     async def _call(
         self,
