@@ -1,7 +1,6 @@
 """The conversion flow: manifest in, SVGs + results table + failure report out.
 
-    load manifest -> submit (mapped over batches) -> poll + download (mapped) -> write results
-    -> report
+    load manifest -> submit (per batch) -> poll + download (per batch) -> write results -> report
 
 Run it from the CLI (`img2svg convert`), from a deployment (`prefect.yaml`), or call
 `convert(...)` from Python.
@@ -14,12 +13,13 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Literal
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.blocks.system import Secret
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from img2svg.pipeline import progress
 from img2svg.pipeline.backend import default_rate_limit, open_backend, token_from_env
@@ -34,6 +34,9 @@ from tasks.limits import forget
 from tasks.manifest import load_manifest
 from tasks.report import publish_report, write_results
 
+# Batches in flight at once (each a thread); the rows inside a batch run concurrently.
+BATCH_THREADS = 8
+
 
 def run_name() -> str:
     """'<manifest name> <UTC date and time>', so runs are told apart in the UI."""
@@ -42,7 +45,12 @@ def run_name() -> str:
     return f"{stem} {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
 
 
-@flow(name="img2svg-convert", flow_run_name=run_name, validate_parameters=True)
+@flow(
+    name="img2svg-convert",
+    flow_run_name=run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS),
+    validate_parameters=True,
+)
 def convert(
     manifest: str,
     out: str = "out",
@@ -93,16 +101,12 @@ def convert(
                 poll_timeout_s=poll_timeout,
             )
             logger.info("converting with %r, %s", endpoint, settings)
-            submitted = submit_batch.map(
-                batches,
-                unmapped(loaded.base),
-                unmapped(endpoint),
-                unmapped(settings),
-                unmapped(run_key),
-            )
-            polled = poll_batch.map(
-                submitted, unmapped(endpoint), unmapped(settings), unmapped(out), unmapped(run_key)
-            )
+            # Each batch's poll is queued right behind its submit, so batches are polled (and
+            # their short-lived SVG URLs downloaded) while later batches are still submitting.
+            polled = []
+            for batch in batches:
+                submitted = submit_batch.submit(batch, loaded.base, endpoint, settings, run_key)
+                polled.append(poll_batch.submit(submitted, endpoint, settings, out, run_key))
             states = _collect(polled, batches, mode, total)
     finally:
         forget(run_key)

@@ -201,26 +201,35 @@ class AsyncImg2SvgClient:
     ) -> T:
         faults = 0
         quota_waited = 0.0
+        tries = 0
         while True:
+            tries += 1
             try:
-                return await call()
+                result = await call()
             except RateLimited as error:
+                error.attempts = tries
                 delay = self.retry.delay(faults + 1, error)
                 if quota_waited + delay > self.retry.max_quota_wait_s:
                     raise
                 quota_waited += delay
                 self.throttle.pause(delay)
-                log.debug("rate limited; waiting %.1f s", delay)
-                await asyncio.sleep(delay)
             except TransientError as error:
+                error.attempts = tries
                 faults += 1
                 if faults >= self.retry.attempts or not (
                     safe_to_repeat or _surely_not_processed(error)
                 ):
                     raise
                 delay = self.retry.delay(faults, error)
-                log.info("retrying in %.1f s after %s (attempt %d)", delay, error, faults)
-                await asyncio.sleep(delay)
+                log.info("retrying in %.1f s after %s (attempt %d)", delay, error, tries)
+            except Img2SvgError as error:
+                error.attempts = tries
+                raise
+            else:
+                if isinstance(result, SubmittedTask):
+                    result = result.model_copy(update={"attempts": tries})
+                return result
+            await asyncio.sleep(delay)
 
     async def _call(
         self,

@@ -14,6 +14,7 @@ class Img2SvgError(Exception):
     """Base of every error the client raises."""
 
     retryable: bool = False
+    attempts: int = 1  # how many times the client sent the request before giving up
 
 
 class TransientError(Img2SvgError):

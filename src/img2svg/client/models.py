@@ -26,6 +26,7 @@ class _Model(BaseModel):
 class SubmittedTask(_Model):
     task_id: str
     sub_task_ids: list[str] = Field(default_factory=list)
+    attempts: int = Field(default=1, description="HTTP attempts it took (client-side, not API)")
 
 
 class SubTaskResult(_Model):

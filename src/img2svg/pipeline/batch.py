@@ -21,7 +21,6 @@ from img2svg.client import (
     TaskResult,
     TaskStatus,
     Throttle,
-    TransientError,
     Unauthorized,
 )
 from img2svg.pipeline.images import ImageUnavailable, InvalidImageRef, classify, prepare
@@ -73,6 +72,8 @@ async def submit_rows(
 ) -> list[RowState]:
     states = [initial_state(row, settings.mode) for row in rows]
     auth_failure = asyncio.Event()
+    # Bounds how many images of this batch are read into memory and sent at once.
+    gate = asyncio.Semaphore(settings.concurrency)
     async with (
         make_client(endpoint, settings, throttle) as client,
         httpx.AsyncClient(timeout=settings.fetch_timeout_s) as http,
@@ -81,6 +82,10 @@ async def submit_rows(
         async def submit_one(row: ManifestRow, state: RowState) -> None:
             if state.status is not RowStatus.PENDING:
                 return
+            async with gate:
+                await _submit_one(row, state)
+
+        async def _submit_one(row: ManifestRow, state: RowState) -> None:
             try:
                 ref = classify(row.image, base)
                 payload = await prepare(
@@ -99,23 +104,17 @@ async def submit_rows(
             if auth_failure.is_set():
                 state.finish(RowStatus.ERROR, clock(), _AUTH_HELP)
                 return
-            state.attempts += 1
             try:
                 submitted = await client.submit(
                     payload.image,
                     settings.mode,
                     idempotency_key=idempotency_key(row.row_id, payload.fingerprint, settings.mode),
                 )
-            except Unauthorized as exc:
-                auth_failure.set()
-                state.finish(RowStatus.ERROR, clock(), f"{exc}. {_AUTH_HELP}")
+            except Img2SvgError as exc:
+                state.attempts = exc.attempts
+                _record_submit_error(state, exc, clock(), auth_failure)
                 return
-            except RefusedError as exc:
-                state.finish(RowStatus.ERROR, clock(), f"refused: {exc}")
-                return
-            except TransientError as exc:
-                state.finish(RowStatus.ERROR, clock(), f"unreachable after retries: {exc}")
-                return
+            state.attempts = submitted.attempts
             state.status = RowStatus.SUBMITTED
             state.task_id = submitted.task_id
             state.sub_task_id = submitted.sub_task_ids[0] if submitted.sub_task_ids else None
@@ -125,6 +124,18 @@ async def submit_rows(
             *(submit_one(row, state) for row, state in zip(rows, states, strict=True))
         )
     return states
+
+
+def _record_submit_error(
+    state: RowState, exc: Img2SvgError, now: float, auth_failure: asyncio.Event
+) -> None:
+    if isinstance(exc, Unauthorized):
+        auth_failure.set()
+        state.finish(RowStatus.ERROR, now, f"{exc}: {_AUTH_HELP}")
+    elif isinstance(exc, RefusedError):
+        state.finish(RowStatus.ERROR, now, f"refused: {exc}")
+    else:
+        state.finish(RowStatus.ERROR, now, f"unreachable after {exc.attempts} attempts: {exc}")
 
 
 _AUTH_HELP = (
