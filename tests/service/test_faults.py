@@ -23,7 +23,7 @@ def _outcomes(url: str, n: int) -> list[str]:
 
 
 def test_request_faults_are_deterministic_by_seed(start_service) -> None:
-    args = ("--fault-rate", "0.5", "--seed", "7")
+    args = ("--fault-rate", "0.5", "--seed", "4")  # a seed whose first 16 draws hold every kind
     first = _outcomes(start_service(*args).url, 16)
     second = _outcomes(start_service(*args).url, 16)
     assert first == second
@@ -33,9 +33,9 @@ def test_request_faults_are_deterministic_by_seed(start_service) -> None:
 
 
 def test_dropped_response_still_created_the_task(start_service) -> None:
-    service = start_service("--fault-rate", "1", "--seed", "3")
+    service = start_service("--fault-rate", "1", "--seed", "4")
     with httpx.Client(base_url=service.url, timeout=10) as api:
-        for _ in range(12):
+        for _ in range(10):
             with contextlib.suppress(httpx.HTTPError):
                 api.post(SUBMIT, json={"image": b64(logo_png(16)), "mode": "fast"})
         faults = {
@@ -43,7 +43,7 @@ def test_dropped_response_still_created_the_task(start_service) -> None:
             for kind in ("http_500", "http_503", "drop", "slow")
         }
         created = metric(api, "img2svg_tasks_created_total")
-    assert sum(faults.values()) == 12
+    assert sum(faults.values()) == 10
     assert faults["drop"] >= 1
     # Dropped and slow requests were processed; 500/503 were not.
     assert created == faults["drop"] + faults["slow"]

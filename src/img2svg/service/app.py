@@ -267,7 +267,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         account = service.account(request)
         if not task_id:
             raise ApiError(ErrorCode.MISSING_FIELD, "'task_id' is required")
-        return envelope(task_result(service.find(account, task_id)), new_request_id())
+        task = service.find(account, task_id)
+        return envelope(task_result(task, str(request.base_url)), new_request_id())
 
     @app.post(
         BATCH_RESULTS_PATH, openapi_extra=_json_body_doc(BatchBody), summary="Fetch many results"
@@ -289,7 +290,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                     }
                 )
             else:
-                results.append(task_result(task))
+                results.append(task_result(task, str(request.base_url)))
         return envelope(results, new_request_id())
 
     @app.post(SYNC_PATH, openapi_extra=_json_body_doc(SubmitBody), summary="Convert synchronously")
