@@ -106,7 +106,7 @@ def test_failure_ratio_fails_the_run_and_artifacts_are_published(tmp_path: Path)
     manifest = tmp_path / "m.csv"
     pd.DataFrame({"image_url": ["nope1.png", "nope2.png", "x.png"]}).to_csv(manifest, index=False)
     (tmp_path / "x.png").write_bytes(logo_png(32))
-    state, summary, results = _run(manifest, tmp_path / "out", max_failure_ratio=0.5)
+    state, _summary, results = _run(manifest, tmp_path / "out", max_failure_ratio=0.5)
     assert state.is_failed()
     assert "exceeds" in state.message
     assert results["status"].tolist() == ["invalid", "invalid", "succeeded"]

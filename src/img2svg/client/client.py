@@ -196,9 +196,7 @@ class AsyncImg2SvgClient:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    async def _with_retries(
-        self, call: Callable[[], Awaitable[T]], *, safe_to_repeat: bool
-    ) -> T:
+    async def _with_retries(self, call: Callable[[], Awaitable[T]], *, safe_to_repeat: bool) -> T:
         faults = 0
         quota_waited = 0.0
         tries = 0

@@ -1,0 +1,257 @@
+"""Run conversions in worker processes, so that one bad image cannot take the service down.
+
+vtracer holds the GIL (threads give no speed-up) and some inputs abort the process, exhaust
+memory or run for minutes. Each conversion therefore runs in a pebble worker with a time limit
+(the worker is killed when it is exceeded) and an address-space limit (RLIMIT_AS). A dead
+worker is replaced by pebble and reported as `ConversionCrashed`; the pool keeps serving.
+
+Workers are started with "spawn": the parent is an asyncio server with threads, and forking a
+threaded process can deadlock the child on a lock some other thread held. "forkserver" would
+restart workers faster but its preload list is process-global state shared with every other
+user of multiprocessing. A spawned worker costs ~0.5 s of CPU to import numpy, Pillow and
+vtracer; that is paid at start-up (the pool starts its workers eagerly), after a crash or
+timeout, and every `max_tasks` conversions.
+
+pebble declares the whole pool broken if a worker dies while no task is running (for example
+an idle worker killed by the OOM killer); this class then builds a new pebble pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import resource
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from pebble import ProcessExpired, ProcessPool
+
+from img2svg.engine.errors import (
+    ConversionCrashed,
+    ConversionFailed,
+    ConversionTimeout,
+    EngineError,
+)
+from img2svg.engine.presets import get_preset
+from img2svg.engine.trace import EngineLimits, vectorize
+
+T = TypeVar("T")
+
+log = logging.getLogger("img2svg.engine.pool")
+
+# Recycle a worker after this many conversions: allocator fragmentation after large images
+# otherwise keeps resident memory high for the life of the process.
+DEFAULT_MAX_TASKS = 200
+DEFAULT_LIMITS = EngineLimits()
+
+
+class VectorizerPool:
+    """A fixed set of vectorizer processes behind an asyncio-friendly `convert`."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        limits: EngineLimits = DEFAULT_LIMITS,
+        *,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+    ) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.limits = limits
+        self._max_tasks = max_tasks
+        self._lock = threading.Lock()
+        self._closed = False
+        # Futures pebble has not resolved yet, with the pebble pool they were given to: a
+        # stopped pebble pool never resolves them, and an awaiting request would hang forever.
+        self._pending: dict[Future[Any], ProcessPool] = {}
+        self._pool = self._new_pool()
+
+    async def convert(self, data: bytes, mode: str) -> str:
+        """Vectorize in a worker; cancelling the awaiting task kills that worker's job."""
+        get_preset(mode)  # an unknown mode is the caller's bug: fail here, not in a worker
+        return await self._run_async(_convert, data, mode, self.limits)
+
+    def convert_sync(self, data: bytes, mode: str) -> str:
+        """Blocking `convert`, for scripts and threads without an event loop."""
+        get_preset(mode)
+        return self._run(_convert, data, mode, self.limits)
+
+    def close(self) -> None:
+        """Stop the workers now; queued and running conversions fail with ConversionFailed."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pool = self._pool
+        pool.stop()
+        pool.join()
+        self._abandon(pool, ConversionFailed("the vectorizer pool was shut down"))
+
+    def __enter__(self) -> VectorizerPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run any picklable callable in a worker under the pool's limits (tests use this)."""
+        future = self._schedule(fn, args)
+        try:
+            return future.result()
+        except BaseException as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise  # keeps pebble's RemoteTraceback as the cause
+            raise translated from None
+
+    async def _run_async(self, fn: Callable[..., T], *args: Any) -> T:
+        future = self._schedule(fn, args)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from None
+
+    def _schedule(self, fn: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the vectorizer pool is closed")
+            if not self._pool.active:
+                self._replace_pool()
+            try:
+                future = self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s)
+            except RuntimeError:  # broke between the check and the call
+                self._replace_pool()
+                future = self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s)
+            self._pending[future] = self._pool
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future[Any]) -> None:
+        self._pending.pop(future, None)
+
+    def _abandon(self, pool: ProcessPool, error: EngineError) -> None:
+        """Fail every unresolved future of a stopped pebble pool."""
+        for future, owner in list(self._pending.items()):
+            if owner is pool and not future.done():
+                with contextlib.suppress(InvalidStateError):  # resolved meanwhile
+                    future.set_exception(error)
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        """Worker-side failures as engine errors; anything else (a bug) unchanged."""
+        if isinstance(exc, EngineError):
+            return exc
+        if isinstance(exc, TimeoutError):
+            return ConversionTimeout(f"conversion exceeded {self.limits.timeout_s:g} s")
+        if isinstance(exc, ProcessExpired):
+            return ConversionCrashed(f"vectorizer process died ({_death(exc.exitcode)})")
+        if isinstance(exc, BrokenProcessPool):
+            with self._lock:  # every task of a broken pool lands here: replace it once
+                if self._closed:
+                    return ConversionFailed("the vectorizer pool was shut down")
+                if not self._pool.active:
+                    log.warning("vectorizer pool broke (%s); starting a new one", exc)
+                    self._replace_pool()
+            return ConversionCrashed("vectorizer processes died; the pool was restarted")
+        if isinstance(exc, MemoryError):
+            return ConversionFailed("out of memory while converting")
+        return exc
+
+    def _new_pool(self) -> ProcessPool:
+        pool = ProcessPool(
+            max_workers=self.workers,
+            max_tasks=self._max_tasks,
+            initializer=_init_worker,
+            initargs=(self.limits.memory_bytes,),
+            context=multiprocessing.get_context("spawn"),
+        )
+        _ = pool.active  # starts the workers now, not on the first request
+        return pool
+
+    def _replace_pool(self) -> None:
+        """Caller holds the lock. The old pool's workers are stopped in the background."""
+        old, self._pool = self._pool, self._new_pool()
+        old.stop()
+        self._abandon(old, ConversionCrashed("vectorizer processes died; the pool was restarted"))
+        threading.Thread(target=old.join, name="img2svg-pool-reaper", daemon=True).start()
+
+
+def _convert(data: bytes, mode: str, limits: EngineLimits) -> str:
+    """The worker's entry point: make sure whatever is raised can travel back.
+
+    An exception the parent cannot unpickle makes pebble declare the whole pool broken, so
+    anything unexpected is checked and, if need be, replaced by a RuntimeError with its text.
+    """
+    try:
+        return vectorize(data, mode, limits)
+    except (EngineError, ValueError, MemoryError):
+        raise
+    except Exception as exc:
+        raise _picklable(exc) from None
+
+
+def _picklable(exc: Exception) -> Exception:
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _init_worker(memory_bytes: int | None) -> None:
+    """Cap the address space, then load the decoders and the tracer before the first task.
+
+    Core dumps are switched off: a worker that aborts on a hostile image would otherwise
+    write up to `memory_bytes` of core file per crash.
+    """
+    _set_soft_limit(resource.RLIMIT_CORE, 0)
+    if memory_bytes is not None:
+        _set_soft_limit(resource.RLIMIT_AS, memory_bytes)
+    from PIL import Image
+
+    Image.init()
+    try:
+        _warm_up()
+    except Exception:  # a failed warm-up must not turn into a worker that never starts
+        log.exception("vectorizer warm-up failed")
+
+
+def _set_soft_limit(kind: int, value: int) -> None:
+    """Lower the soft limit only: the hard limit may be below `value`, and stays as it is."""
+    _, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(kind, (value, hard))
+
+
+def _warm_up() -> None:
+    """One tiny trace pages in vtracer's code, so the first real request is not slower."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(buffer, "PNG")
+    vectorize(buffer.getvalue(), "fast")
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "unknown exit status"
+    if exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
