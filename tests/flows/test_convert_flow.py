@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.convert import convert
 from img2svg.pipeline.rows import RESULT_COLUMNS
@@ -111,9 +112,13 @@ def test_failure_ratio_fails_the_run_and_artifacts_are_published(tmp_path: Path)
     assert "exceeds" in state.message
     assert results["status"].tolist() == ["invalid", "invalid", "succeeded"]
 
+    run_id = state.state_details.flow_run_id
+
     async def artifacts() -> dict[str, object]:
         async with get_client() as client:
-            found = await client.read_artifacts()
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
         return {a.key: a for a in found if a.key}
 
     import asyncio

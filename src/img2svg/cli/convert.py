@@ -97,12 +97,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
+    # A run on a machine without internet must not log a failed telemetry call.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from rich.console import Console
 
     from img2svg.cli.progress_bar import ProgressBar
     from img2svg.pipeline.manifest import ManifestError
 
-    console = Console(stderr=True)
+    console = Console(stderr=True)  # progress and errors
+    out = Console()  # the summary, which scripts may capture
     params: dict[str, Any] = {
         "manifest": args.manifest,
         "out": args.out,
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         )
         console.print(f"[red]img2svg convert failed:[/red] {reason}")
         return 2
-    _print_summary(console, summary, state)
+    _print_summary(out, summary, state)
     return 0 if state.is_completed() else 1
 
 
@@ -157,4 +160,4 @@ def _print_summary(console: Any, summary: Any, state: Any) -> None:
             console.print(f"  {n:>5}  {status:<9} {error}")
     if not state.is_completed():
         console.print(f"[red]Run failed:[/red] {state.message}")
-    sys.stderr.flush()
+    sys.stdout.flush()
