@@ -1,6 +1,7 @@
 """The conversion flow: manifest in, SVGs + results table + failure report out.
 
-    load manifest -> submit (per batch) -> poll + download (per batch) -> write results -> report
+    load manifest -> identify images -> plan (ledger: reuse, resume, dedupe)
+        -> submit (per batch) -> poll + download (per batch) -> write results -> report
 
 Run it from the CLI (`img2svg convert`), from a deployment (`prefect.yaml`), or call
 `convert(...)` from Python.
@@ -9,11 +10,12 @@ Run it from the CLI (`img2svg convert`), from a deployment (`prefect.yaml`), or 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Literal, TypeVar
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.blocks.system import Secret
 from prefect.futures import PrefectFuture, as_completed
@@ -22,16 +24,23 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from img2svg.pipeline import progress
-from img2svg.pipeline.backend import default_rate_limit, open_backend, token_from_env
-from img2svg.pipeline.batch import initial_state
-from img2svg.pipeline.manifest import Manifest, ManifestRow
+from img2svg.pipeline.backend import (
+    backend_identity,
+    default_rate_limit,
+    ledger_path,
+    open_backend,
+    token_from_env,
+)
+from img2svg.pipeline.manifest import Manifest
 from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.plan import Job, Plan
 from img2svg.pipeline.report import RunSummary
 from img2svg.pipeline.rows import RowState, RowStatus
 from img2svg.pipeline.settings import RunSettings
 from tasks.convert import poll_batch, submit_batch
 from tasks.limits import forget
 from tasks.manifest import load_manifest
+from tasks.plan import identify_batch, plan_conversions
 from tasks.report import publish_report, write_results
 
 # Batches in flight at once (each a thread); the rows inside a batch run concurrently.
@@ -64,6 +73,9 @@ def convert(
     rate_limit: float | None = None,
     poll_timeout: float = 600.0,
     max_failure_ratio: float = 0.25,
+    force: bool = False,
+    dry_run: bool = False,
+    limit: int | None = None,
 ) -> State:
     """Convert every image of a manifest to SVG.
 
@@ -82,32 +94,69 @@ def convert(
             the embedded service; 0 = no limit.
         poll_timeout: Seconds a submitted row may take before it is marked timed_out.
         max_failure_ratio: The run ends Failed when more than this share of rows did not succeed.
+        force: Convert every row again, even those whose image and mode are unchanged since a
+            success (this pays for every task again).
+        dry_run: Only count what would be submitted (the cost) and submit nothing.
+        limit: Submit at most this many new tasks in this run; the rest are `skipped` and
+            picked up by the next run.
     """
     logger = get_run_logger()
     outputs = OutputStore(out)
     token = Secret.load(token_block).get() if token_block else token_from_env()
     loaded: Manifest = load_manifest(manifest, image_column, id_column)
     total = len(loaded.rows)
-    batches = [loaded.rows[i : i + batch_size] for i in range(0, total, batch_size)]
-    logger.info("%d rows in %d batches from %s", total, len(batches), manifest)
+    logger.info("%d rows from %s", total, manifest)
+    settings = RunSettings(mode=mode, concurrency=concurrency, poll_timeout_s=poll_timeout)
+
+    identified = [
+        item
+        for batch in identify_batch.map(
+            _chunks(loaded.rows, batch_size), unmapped(loaded.base), unmapped(settings)
+        ).result()
+        for item in batch
+    ]
+    backend = backend_identity(api_url, token, outputs)
+    ledger_file = str(ledger_path(outputs))
+    plan: Plan = plan_conversions(
+        loaded.rows,
+        identified,
+        settings=settings,
+        out=out,
+        ledger_file=ledger_file,
+        backend=backend,
+        force=force,
+        limit=limit,
+    )
+    counts = plan.counts()
+    logger.info("plan: %s", counts)
+    if dry_run:
+        return Completed(message=_dry_run_message(counts), data=counts)
 
     run_key = str(flow_run.id or time.time())
+    states = list(plan.settled)
     try:
-        with open_backend(api_url, token, outputs) as endpoint:
-            settings = RunSettings(
-                mode=mode,
-                concurrency=concurrency,
-                rate_limit_per_minute=default_rate_limit(endpoint, rate_limit),
-                poll_timeout_s=poll_timeout,
+        with open_backend(api_url, token, outputs, backend) as endpoint:
+            settings = replace(
+                settings, rate_limit_per_minute=default_rate_limit(endpoint, rate_limit)
             )
             logger.info("converting with %r, %s", endpoint, settings)
             # Each batch's poll is queued right behind its submit, so batches are polled (and
             # their short-lived SVG URLs downloaded) while later batches are still submitting.
-            polled = []
-            for batch in batches:
-                submitted = submit_batch.submit(batch, loaded.base, endpoint, settings, run_key)
-                polled.append(poll_batch.submit(submitted, endpoint, settings, out, run_key))
-            states = _collect(polled, batches, mode, total)
+            polled = [
+                poll_batch.submit(jobs, endpoint, settings, out, run_key, ledger_file)
+                for jobs in _chunks(plan.to_poll, batch_size)
+            ]
+            for jobs in _chunks(plan.to_submit, batch_size):
+                submitted = submit_batch.submit(jobs, endpoint, settings, run_key, ledger_file)
+                polled.append(
+                    poll_batch.submit(submitted, endpoint, settings, out, run_key, ledger_file)
+                )
+            states += _collect(
+                polled,
+                [*_chunks(plan.to_poll, batch_size), *_chunks(plan.to_submit, batch_size)],
+                states,
+                total,
+            )
     finally:
         forget(run_key)
 
@@ -123,10 +172,25 @@ def convert(
     return Completed(message=message, data=summary)
 
 
+T = TypeVar("T")
+
+
+def _chunks(items: list[T], size: int) -> list[list[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _dry_run_message(counts: dict[str, int]) -> str:
+    return (
+        f"dry run: would submit {counts['tasks_to_submit']} tasks "
+        f"({counts['rows_to_submit']} rows) and poll {counts['tasks_to_poll']} already "
+        "submitted; nothing was submitted"
+    )
+
+
 def _collect(
-    polled: list[PrefectFuture[list[RowState]]],
-    batches: list[list[ManifestRow]],
-    mode: str,
+    polled: list[PrefectFuture[list[Job]]],
+    batches: list[list[Job]],
+    settled: list[RowState],
     total: int,
 ) -> list[RowState]:
     """Gather batch results as they finish, updating progress; a crashed batch keeps its rows."""
@@ -136,20 +200,26 @@ def _collect(
     batch_of = {future.task_run_id: batch for future, batch in zip(polled, batches, strict=True)}
     states: list[RowState] = []
     counts: dict[str, int] = {}
-    for future in as_completed(polled):
-        try:
-            batch_states = future.result()
-        except Exception as exc:  # the batch task failed after its retries
-            batch_states = []
-            for row in batch_of[future.task_run_id]:
-                state = initial_state(row, mode)
-                if not state.status.final:
-                    state.finish(RowStatus.ERROR, time.time(), f"batch task failed: {exc}")
-                batch_states.append(state)
-        states.extend(batch_states)
-        for state in batch_states:
-            counts[str(state.status)] = counts.get(str(state.status), 0) + 1
-        done = len(states)
+    for state in settled:
+        counts[str(state.status)] = counts.get(str(state.status), 0) + 1
+
+    def report() -> None:
+        done = len(settled) + len(states)
         update_progress_artifact(artifact_id=artifact_id, progress=100.0 * done / max(total, 1))
         progress.report(done, total, counts)
+
+    report()
+    for future in as_completed(polled):
+        try:
+            jobs = future.result()
+        except Exception as exc:  # the batch task failed after its retries
+            jobs = batch_of[future.task_run_id]
+            for job in jobs:
+                if not job.lead.status.final:
+                    job.lead.finish(RowStatus.ERROR, time.time(), f"batch task failed: {exc}")
+        for job in jobs:
+            for state in job.row_states():
+                states.append(state)
+                counts[str(state.status)] = counts.get(str(state.status), 0) + 1
+        report()
     return states

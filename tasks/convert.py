@@ -1,22 +1,24 @@
-"""Submit a batch, then poll it (downloading each SVG as soon as it is done).
+"""Submit a batch of jobs, then poll it (downloading each SVG as soon as it is done).
 
-Each task run handles a whole batch of rows with concurrent HTTP calls inside it: task runs cost
+Each task run handles a whole batch with concurrent HTTP calls inside it: task runs cost
 milliseconds each and the Prefect UI struggles with tens of thousands of them. Per-request
 retries happen in the client; the task-level retries below cover a batch that failed as a whole
-(a crash of the worker thread, an unexpected error), and are safe because submissions carry
-idempotency keys and polling is read-only.
+(a crash of the worker thread, an unexpected error), and are safe because every submission is
+in the ledger with its idempotency key, and polling is read-only.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from img2svg.pipeline.batch import poll_rows, submit_rows
-from img2svg.pipeline.manifest import ManifestRow
+from img2svg.pipeline.batch import poll_jobs, submit_jobs
+from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.rows import RowState
+from img2svg.pipeline.plan import Job
 from img2svg.pipeline.settings import Endpoint, RunSettings
 from tasks.limits import throttle_for
 
@@ -28,12 +30,13 @@ from tasks.limits import throttle_for
     cache_policy=NO_CACHE,
 )
 async def submit_batch(
-    rows: list[ManifestRow], base: str, endpoint: Endpoint, settings: RunSettings, run_key: str
-) -> list[RowState]:
+    jobs: list[Job], endpoint: Endpoint, settings: RunSettings, run_key: str, ledger_file: str
+) -> list[Job]:
     throttle = throttle_for(run_key, settings.rate_limit_per_minute, settings.concurrency)
-    return await submit_rows(
-        rows, base=base, endpoint=endpoint, settings=settings, throttle=throttle
-    )
+    with Ledger(Path(ledger_file)) as ledger:
+        return await submit_jobs(
+            jobs, endpoint=endpoint, settings=settings, throttle=throttle, ledger=ledger
+        )
 
 
 @task(
@@ -43,9 +46,20 @@ async def submit_batch(
     cache_policy=NO_CACHE,
 )
 async def poll_batch(
-    states: list[RowState], endpoint: Endpoint, settings: RunSettings, out: str, run_key: str
-) -> list[RowState]:
+    jobs: list[Job],
+    endpoint: Endpoint,
+    settings: RunSettings,
+    out: str,
+    run_key: str,
+    ledger_file: str,
+) -> list[Job]:
     throttle = throttle_for(run_key, settings.rate_limit_per_minute, settings.concurrency)
-    return await poll_rows(
-        states, endpoint=endpoint, settings=settings, throttle=throttle, outputs=OutputStore(out)
-    )
+    with Ledger(Path(ledger_file)) as ledger:
+        return await poll_jobs(
+            jobs,
+            endpoint=endpoint,
+            settings=settings,
+            throttle=throttle,
+            outputs=OutputStore(out),
+            ledger=ledger,
+        )

@@ -26,6 +26,7 @@ def logo_png(size: int = 96, seed: int = 0) -> bytes:
     draw.ellipse((8 + shift, 8, size // 2 + shift, size // 2), fill=(220, 40, 40))
     draw.rectangle((size // 2, size // 2 - shift // 2, size - 8, size - 8), fill=(30, 90, 200))
     draw.polygon([(8, size - 8), (size // 3, size // 2), (size // 2, size - 8)], fill=(20, 160, 60))
+    img.putpixel((0, 0), (seed % 256, seed // 256 % 256, 255))  # distinct bytes for each seed
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return buf.getvalue()

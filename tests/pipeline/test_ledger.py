@@ -12,9 +12,9 @@ from img2svg.pipeline.ledger import SUBMITTED, SUBMITTING, Ledger, submission_ke
 
 def test_submission_lifecycle_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
-    key = submission_key("http://api", "sha256:abc", "fast")
+    key = submission_key("sha256:abc", "fast")
     ledger = Ledger(path)
-    ledger.begin(key, api_url="http://api", fingerprint="sha256:abc", mode="fast", idem_key="k1")
+    ledger.begin(key, fingerprint="sha256:abc", mode="fast", backend="http://api", idem_key="k1")
     assert ledger.submission(key).state == SUBMITTING
     ledger.submitted(key, "task-1", "sub-1", attempts=2)
     ledger.close()
@@ -27,17 +27,19 @@ def test_submission_lifecycle_survives_reopen(tmp_path: Path) -> None:
         "sub-1",
         2,
     )
-    reopened.finished(key, "succeeded", svg_url="http://api/files/x.svg")
-    reopened.record_row("r1", key, "succeeded", "/out/svgs/r1.svg", "f00")
+    reopened.succeeded(key, svg_url="http://api/files/x.svg", svg_path="/o/x.svg", svg_sha256="f")
+    reopened.record_rows([("r1", key, "/out/svgs/r1.svg", "f00")])
     assert reopened.row("r1").svg_sha256 == "f00"
+    assert reopened.rows(["r1", "r2"]).keys() == {"r1"}
+    assert reopened.submissions([key, "nope"])[key].svg_path == "/o/x.svg"
     assert reopened.counts() == {"succeeded": 1}
 
 
 def _write_then_die(path: str) -> None:
     ledger = Ledger(Path(path))
     for i in range(10_000):
-        key = submission_key("u", f"fp{i}", "fast")
-        ledger.begin(key, api_url="u", fingerprint=f"fp{i}", mode="fast", idem_key=str(i))
+        key = submission_key(f"fp{i}", "fast")
+        ledger.begin(key, fingerprint=f"fp{i}", mode="fast", backend="u", idem_key=str(i))
         ledger.submitted(key, f"t{i}", None, 1)
 
 

@@ -89,6 +89,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="R",
         help="exit non-zero (flow run Failed) when more than this share of rows fail",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="convert every row again, even images unchanged since they last succeeded "
+        "(pays for every task again)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print how many tasks would be submitted (the cost) and submit nothing",
+    )
+    p.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help="submit at most N new tasks in this run; the remaining rows are 'skipped' and the "
+        "next run continues with them",
+    )
     p.add_argument("--verbose", action="store_true", help="show Prefect's logs")
     p.set_defaults(handler=run)
 
@@ -119,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
         "rate_limit": args.rate_limit,
         "poll_timeout": args.poll_timeout,
         "max_failure_ratio": args.max_failure_ratio,
+        "force": args.force,
+        "dry_run": args.dry_run,
+        "limit": args.limit,
     }
     from flows.convert import convert
 
@@ -137,8 +158,23 @@ def run(args: argparse.Namespace) -> int:
         )
         console.print(f"[red]img2svg convert failed:[/red] {reason}")
         return 2
+    if args.dry_run:
+        _print_plan(out, summary, state)
+        return 0
     _print_summary(out, summary, state)
     return 0 if state.is_completed() else 1
+
+
+def _print_plan(console: Any, counts: dict[str, int], state: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="dry run: nothing was submitted", show_edge=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for name, n in counts.items():
+        table.add_row(name.replace("_", " "), str(n))
+    console.print(table)
+    console.print(f"Cost of this run: {counts['tasks_to_submit']} new tasks.")
 
 
 def _print_summary(console: Any, summary: Any, state: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from img2svg.engine.trace import EngineLimits
@@ -126,7 +127,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from img2svg.service.server import serve
+    from img2svg.service.server import DataDirBusy, serve
 
     env_tokens = [t.strip() for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()]
     config = ServiceConfig(
@@ -147,7 +148,15 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         ),
     )
-    serve(
-        config, host=args.host, port=args.port, port_file=args.port_file, log_level=args.log_level
-    )
+    try:
+        serve(
+            config,
+            host=args.host,
+            port=args.port,
+            port_file=args.port_file,
+            log_level=args.log_level,
+        )
+    except DataDirBusy as exc:
+        print(f"img2svg serve: {exc}", file=sys.stderr)
+        return 2
     return 0

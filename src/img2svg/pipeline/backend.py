@@ -7,8 +7,10 @@ local, so a second run over the same `--out` can still see the tasks of the firs
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,31 +22,59 @@ from img2svg.service.embedded import EmbeddedService
 
 TOKEN_ENV = "HIDREAM_API_TOKEN"
 API_URL_ENV = "HIDREAM_API_URL"
+STATE_DIR_ENV = "IMG2SVG_STATE_DIR"
 SERVICE_DIR = ".img2svg-service"
+LEDGER_FILE = ".img2svg/ledger.sqlite3"
 
 
 def token_from_env() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
-@contextmanager
-def open_backend(
-    api_url: str | None, token: str | None, outputs: OutputStore
-) -> Iterator[Endpoint]:
+def _remote_url(api_url: str | None, token: str | None) -> str | None:
     api_url = api_url or os.environ.get(API_URL_ENV) or None
     if api_url or token:
-        yield Endpoint(url=(api_url or HIDREAM_URL).rstrip("/"), token=token)
+        return (api_url or HIDREAM_URL).rstrip("/")
+    return None
+
+
+def backend_identity(api_url: str | None, token: str | None, outputs: OutputStore) -> str:
+    """Names the service a run would use, without starting it (dry runs and planning)."""
+    remote = _remote_url(api_url, token)
+    if remote:
+        return remote
+    if outputs.is_local:
+        return f"embedded:{Path(outputs.root).resolve() / SERVICE_DIR}"
+    return f"embedded:temporary:{uuid.uuid4()}"  # its tasks die with the run: never polled again
+
+
+def ledger_path(outputs: OutputStore) -> Path:
+    """With local outputs, the ledger sits beside them; else in a local state directory."""
+    if outputs.is_local:
+        return Path(outputs.root) / LEDGER_FILE
+    state_dir = Path(os.environ.get(STATE_DIR_ENV) or Path.home() / ".cache" / "img2svg")
+    digest = hashlib.sha256(outputs.out.encode()).hexdigest()[:16]
+    return state_dir / "ledgers" / digest / "ledger.sqlite3"
+
+
+@contextmanager
+def open_backend(
+    api_url: str | None, token: str | None, outputs: OutputStore, identity: str
+) -> Iterator[Endpoint]:
+    remote = _remote_url(api_url, token)
+    if remote:
+        yield Endpoint(url=remote, token=token, identity=identity)
         return
     if outputs.is_local:
         data_dir = Path(outputs.root) / SERVICE_DIR
         with EmbeddedService(data_dir) as service:
-            yield Endpoint(url=service.url, embedded=True)
+            yield Endpoint(url=service.url, embedded=True, identity=identity)
         return
     with (
         tempfile.TemporaryDirectory(prefix="img2svg-service-") as tmp,
         EmbeddedService(Path(tmp)) as service,
     ):
-        yield Endpoint(url=service.url, embedded=True)
+        yield Endpoint(url=service.url, embedded=True, identity=identity)
 
 
 def default_rate_limit(endpoint: Endpoint, requested: float | None) -> float | None:

@@ -1,4 +1,4 @@
-"""The work of one batch of rows, in plain async Python: submit, then poll and download.
+"""The work of one batch of jobs, in plain async Python: submit, then poll and download.
 
 The Prefect tasks in `tasks/` are thin wrappers around these two functions. Every outcome,
 good or bad, is written into the row's state; nothing here raises for a bad row.
@@ -23,9 +23,10 @@ from img2svg.client import (
     Throttle,
     Unauthorized,
 )
-from img2svg.pipeline.images import ImageUnavailable, InvalidImageRef, classify, prepare
-from img2svg.pipeline.manifest import ManifestRow
+from img2svg.pipeline.images import ImageUnavailable, InvalidImageRef, prepare
+from img2svg.pipeline.ledger import Ledger, State
 from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.plan import Job
 from img2svg.pipeline.rows import RowState, RowStatus
 from img2svg.pipeline.settings import Endpoint, RunSettings
 from img2svg.pipeline.svgcheck import InvalidSvg, check_svg
@@ -47,30 +48,16 @@ def make_client(
     )
 
 
-def idempotency_key(row_id: str, fingerprint: str, mode: str) -> str:
-    """Same row, same image, same mode: same key, so a retried POST cannot bill twice."""
-    return hashlib.sha256(f"{row_id}\n{fingerprint}\n{mode}".encode()).hexdigest()
-
-
-def initial_state(row: ManifestRow, mode: str) -> RowState:
-    from img2svg.pipeline.images import describe
-
-    state = RowState(index=row.index, row_id=row.row_id, image=describe(row.image), mode=mode)
-    if row.invalid_reason:
-        state.finish(RowStatus.INVALID, time.time(), row.invalid_reason)
-    return state
-
-
-async def submit_rows(
-    rows: Sequence[ManifestRow],
+async def submit_jobs(
+    jobs: Sequence[Job],
     *,
-    base: str,
     endpoint: Endpoint,
     settings: RunSettings,
     throttle: Throttle,
+    ledger: Ledger,
     clock: Clock = time.time,
-) -> list[RowState]:
-    states = [initial_state(row, settings.mode) for row in rows]
+) -> list[Job]:
+    """Submit each job once, recording the intent before the POST and the task id after it."""
     auth_failure = asyncio.Event()
     # Bounds how many images of this batch are read into memory and sent at once.
     gate = asyncio.Semaphore(settings.concurrency)
@@ -79,17 +66,18 @@ async def submit_rows(
         httpx.AsyncClient(timeout=settings.fetch_timeout_s) as http,
     ):
 
-        async def submit_one(row: ManifestRow, state: RowState) -> None:
-            if state.status is not RowStatus.PENDING:
-                return
+        async def submit_one(job: Job) -> None:
             async with gate:
-                await _submit_one(row, state)
+                await _submit_one(job)
 
-        async def _submit_one(row: ManifestRow, state: RowState) -> None:
+        async def _submit_one(job: Job) -> None:
+            state = job.lead
+            if auth_failure.is_set():
+                state.finish(RowStatus.ERROR, clock(), f"not submitted: {AUTH_HELP}")
+                return
             try:
-                ref = classify(row.image, base)
                 payload = await prepare(
-                    ref,
+                    job.ref,
                     http=http,
                     max_bytes=settings.max_image_bytes,
                     fetch_timeout_s=settings.fetch_timeout_s,
@@ -100,64 +88,76 @@ async def submit_rows(
             except ImageUnavailable as exc:
                 state.finish(RowStatus.ERROR, clock(), str(exc))
                 return
-            state.extra["fingerprint"] = payload.fingerprint
-            if auth_failure.is_set():
-                state.finish(RowStatus.ERROR, clock(), _AUTH_HELP)
-                return
+            await asyncio.to_thread(
+                ledger.begin,
+                job.key,
+                fingerprint=job.fingerprint,
+                mode=settings.mode,
+                backend=endpoint.identity,
+                idem_key=job.idem_key,
+            )
             try:
                 submitted = await client.submit(
-                    payload.image,
-                    settings.mode,
-                    idempotency_key=idempotency_key(row.row_id, payload.fingerprint, settings.mode),
+                    payload.image, settings.mode, idempotency_key=job.idem_key
                 )
             except Img2SvgError as exc:
                 state.attempts = exc.attempts
-                _record_submit_error(state, exc, clock(), auth_failure)
+                await _record_submit_error(job, exc, clock(), auth_failure, ledger)
                 return
+            sub_task_id = submitted.sub_task_ids[0] if submitted.sub_task_ids else None
+            await asyncio.to_thread(
+                ledger.submitted, job.key, submitted.task_id, sub_task_id, submitted.attempts
+            )
             state.attempts = submitted.attempts
             state.status = RowStatus.SUBMITTED
             state.task_id = submitted.task_id
-            state.sub_task_id = submitted.sub_task_ids[0] if submitted.sub_task_ids else None
+            state.sub_task_id = sub_task_id
             state.submitted_at = clock()
 
-        await asyncio.gather(
-            *(submit_one(row, state) for row, state in zip(rows, states, strict=True))
-        )
-    return states
+        await asyncio.gather(*(submit_one(job) for job in jobs))
+    return list(jobs)
 
 
-def _record_submit_error(
-    state: RowState, exc: Img2SvgError, now: float, auth_failure: asyncio.Event
+async def _record_submit_error(
+    job: Job, exc: Img2SvgError, now: float, auth_failure: asyncio.Event, ledger: Ledger
 ) -> None:
+    state = job.lead
     if isinstance(exc, Unauthorized):
         auth_failure.set()
-        state.finish(RowStatus.ERROR, now, f"{exc}: {_AUTH_HELP}")
+        state.finish(RowStatus.ERROR, now, f"{exc}: {AUTH_HELP}")
     elif isinstance(exc, RefusedError):
         state.finish(RowStatus.ERROR, now, f"refused: {exc}")
     else:
+        # The POST may have reached the service: the ledger keeps `submitting`, and the next run
+        # resends it with the same idempotency key rather than paying for a second task.
         state.finish(RowStatus.ERROR, now, f"unreachable after {exc.attempts} attempts: {exc}")
+        return
+    await asyncio.to_thread(ledger.finished, job.key, State.REFUSED, state.error)
 
 
-_AUTH_HELP = (
+AUTH_HELP = (
     "the API refused the token (expired or revoked?): set a valid HIDREAM_API_TOKEN or update "
     "the Secret block, then run the same command again to resume"
 )
 
 
-async def poll_rows(
-    states: list[RowState],
+async def poll_jobs(
+    jobs: list[Job],
     *,
     endpoint: Endpoint,
     settings: RunSettings,
     throttle: Throttle,
     outputs: OutputStore,
+    ledger: Ledger,
     clock: Clock = time.time,
-) -> list[RowState]:
-    """Poll every submitted row until it is terminal or past its deadline.
+) -> list[Job]:
+    """Poll every submitted job until it is terminal or past its deadline.
 
-    SVGs are downloaded the moment their task succeeds: result URLs are short-lived.
+    SVGs are downloaded the moment their task succeeds: result URLs are short-lived. A job
+    still running at its deadline stays `submitted` in the ledger, so the next run polls it
+    again instead of paying for it twice.
     """
-    pending = {s.task_id: s for s in states if s.status is RowStatus.SUBMITTED and s.task_id}
+    pending = {j.lead.task_id: j for j in jobs if j.lead.status is RowStatus.SUBMITTED}
     interval = settings.poll_interval_s
     last_error: str | None = None
     async with make_client(endpoint, settings, throttle) as client:
@@ -166,40 +166,65 @@ async def poll_rows(
             try:
                 results = await client.results(list(pending))
                 last_error = None
+            except Unauthorized as exc:
+                now = clock()
+                for job in pending.values():
+                    job.lead.finish(RowStatus.ERROR, now, f"polling refused, {exc}: {AUTH_HELP}")
+                break
             except Img2SvgError as exc:
                 results = []
                 last_error = str(exc)
                 log.warning("polling %d tasks failed: %s", len(pending), exc)
             now = clock()
             for result in results:
-                state = pending.get(result.task_id)
-                if state is None:
+                job = pending.get(result.task_id)
+                if job is None:
                     continue
-                if _settle(state, result, now):
+                if _settle(job.lead, result, now):
                     del pending[result.task_id]
-                    if state.status is RowStatus.SUCCEEDED:
+                    if job.lead.status is RowStatus.SUCCEEDED:
                         downloads.append(
-                            asyncio.create_task(_download(client, state, outputs, clock))
+                            asyncio.create_task(_download(client, job, outputs, ledger, clock))
                         )
-            for task_id, state in list(pending.items()):
+                    else:
+                        await _record_outcome(job, ledger)
+            for task_id, job in list(pending.items()):
+                state = job.lead
                 deadline = (state.submitted_at or now) + settings.poll_timeout_s
                 if now >= deadline:
                     reason = f"not finished after {settings.poll_timeout_s:g} s"
                     if last_error:
                         reason += f" (last poll error: {last_error})"
-                    state.finish(RowStatus.TIMED_OUT, now, reason)
+                    state.finish(RowStatus.TIMED_OUT, now, reason + _RESUME_HINT)
                     del pending[task_id]
             if pending:
                 await asyncio.sleep(interval)
                 interval = min(interval * 1.5, settings.poll_max_interval_s)
         await asyncio.gather(*downloads)
-    return states
+    return jobs
+
+
+_RESUME_HINT = "; the task is kept in the ledger and the next run polls it again, unpaid"
+
+
+async def _record_outcome(job: Job, ledger: Ledger) -> None:
+    """Remember a final answer that produced no SVG, so the next run knows what to do."""
+    outcome = {
+        RowStatus.FAILED: State.FAILED,
+        RowStatus.REJECTED: State.REJECTED,
+    }.get(job.lead.status)
+    if outcome is None and job.lead.error and job.lead.error.startswith(_UNKNOWN_TASK):
+        outcome = State.LOST
+    if outcome is not None:
+        await asyncio.to_thread(ledger.finished, job.key, outcome, job.lead.error)
 
 
 def _settle(state: RowState, result: TaskResult, now: float) -> bool:
     """Record a terminal result on the row; False while the task is still running."""
     if not result.known:
-        state.finish(RowStatus.ERROR, now, f"the service does not know task {result.task_id}")
+        state.finish(
+            RowStatus.ERROR, now, f"{_UNKNOWN_TASK} {result.task_id}; the next run resubmits it"
+        )
         return True
     if not result.sub_task_results:
         return False
@@ -227,14 +252,32 @@ def _settle(state: RowState, result: TaskResult, now: float) -> bool:
     return True
 
 
+_UNKNOWN_TASK = "the service does not know task"
+
+
 async def _download(
-    client: AsyncImg2SvgClient, state: RowState, outputs: OutputStore, clock: Clock
+    client: AsyncImg2SvgClient, job: Job, outputs: OutputStore, ledger: Ledger, clock: Clock
 ) -> None:
+    """Fetch, check and write the SVG for every row of the job, then record it as done."""
+    state = job.lead
     assert state.svg_url
     try:
         data = await client.download(state.svg_url)
         check_svg(data)
-        state.svg_path = await asyncio.to_thread(outputs.write_svg, state.row_id, data)
+        digest = hashlib.sha256(data).hexdigest()
+        written = []
+        for row in [state, *job.followers]:
+            await asyncio.to_thread(outputs.write_svg, row.row_id, data)
+            written.append((row.row_id, job.key, f"svgs/{row.row_id}.svg", digest))
+        await asyncio.to_thread(
+            ledger.succeeded,
+            job.key,
+            svg_url=state.svg_url,
+            svg_path=f"svgs/{state.row_id}.svg",
+            svg_sha256=digest,
+        )
+        await asyncio.to_thread(ledger.record_rows, written)
+        state.svg_path = outputs.svg_location(state.row_id)
         state.svg_bytes = len(data)
     except Img2SvgError as exc:
         state.finish(RowStatus.ERROR, clock(), f"SVG download failed: {exc}")

@@ -110,6 +110,41 @@ async def prepare(
     )
 
 
+async def fingerprint(
+    ref: ImageRef, *, http: httpx.AsyncClient, max_bytes: int, fetch_timeout_s: float
+) -> str:
+    """What incremental runs compare: a content hash where we can read the bytes cheaply.
+
+    A public URL is not downloaded (the service fetches it): its identity is the URL plus the
+    validators a HEAD request returns (ETag, else Last-Modified), or the URL alone without them.
+    """
+    if ref.kind == "url":
+        host = urlsplit(ref.location).hostname or ""
+        try:
+            private = await is_private_host(host)
+        except URLRefused as exc:
+            raise ImageUnavailable(str(exc)) from None
+        if not private:
+            return await _url_validators(http, ref.location, fetch_timeout_s)
+    payload = await prepare(ref, http=http, max_bytes=max_bytes, fetch_timeout_s=fetch_timeout_s)
+    return payload.fingerprint
+
+
+async def _url_validators(http: httpx.AsyncClient, url: str, timeout_s: float) -> str:
+    identity = "url:" + url
+    try:
+        response = await http.head(url, timeout=timeout_s, follow_redirects=False)
+    except httpx.HTTPError:
+        return identity  # the service will report an unreachable URL; the URL is what we know
+    if response.status_code >= 400:
+        return identity
+    if etag := response.headers.get("etag"):
+        return f"{identity}#etag={etag}"
+    if modified := response.headers.get("last-modified"):
+        return f"{identity}#last-modified={modified}"
+    return identity
+
+
 def _read_path(path: str, max_bytes: int) -> bytes:
     try:
         with fsspec.open(path, "rb") as handle:

@@ -1,11 +1,12 @@
 """The durable record of what a catalog's runs have submitted and produced.
 
 The API bills every task, so a rerun after a crash must know exactly what was already submitted.
-Each distinct (backend, image fingerprint, mode) is one *submission*; manifest rows point at
-submissions, so duplicates within a manifest share one task. Every change is one SQLite
-transaction, committed before the pipeline moves on: `submitting` is recorded before the POST
-(with its idempotency key) and `submitted` with the task id right after the answer, so a crash
-at any point leaves a readable ledger that says what to poll and what to resend.
+Each distinct (image fingerprint, mode) is one *submission*; manifest rows point at submissions,
+so duplicates within a manifest share one task and an unchanged image is not converted twice.
+Every change is one SQLite transaction, committed before the pipeline moves on: `submitting` is
+recorded before the POST (with its idempotency key) and `submitted` with the task id right after
+the answer, so a crash at any point leaves a readable ledger that says what to poll and what to
+resend.
 """
 
 from __future__ import annotations
@@ -17,24 +18,36 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-SUBMITTING = "submitting"  # POST about to be sent (or sent, answer unknown)
-SUBMITTED = "submitted"  # the API gave a task id; poll it, never resubmit
-DONE_STATES = frozenset({"succeeded", "failed", "rejected"})
+
+class State(StrEnum):
+    SUBMITTING = "submitting"  # POST about to be sent, or sent with its answer lost
+    SUBMITTED = "submitted"  # the API gave a task id: poll it, never resubmit
+    SUCCEEDED = "succeeded"  # SVG downloaded, checked and written (svg_path, svg_sha256)
+    FAILED = "failed"  # task_status 3: worth another try on the next run
+    REJECTED = "rejected"  # task_status 4: moderation would say no again; only --force retries
+    LOST = "lost"  # the service no longer knows the task: resubmit on the next run
+    REFUSED = "refused"  # the POST was refused (4xx, code != 0, 401): nothing was created
+
+
+SUBMITTING, SUBMITTED = State.SUBMITTING, State.SUBMITTED
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
     key           TEXT PRIMARY KEY,
-    api_url       TEXT NOT NULL,
     fingerprint   TEXT NOT NULL,
     mode          TEXT NOT NULL,
+    backend       TEXT NOT NULL,
     idem_key      TEXT NOT NULL,
     state         TEXT NOT NULL,
     task_id       TEXT,
     sub_task_id   TEXT,
     svg_url       TEXT,
+    svg_path      TEXT,
+    svg_sha256    TEXT,
     error         TEXT,
     attempts      INTEGER NOT NULL DEFAULT 0,
     created_at    REAL NOT NULL,
@@ -44,9 +57,8 @@ CREATE TABLE IF NOT EXISTS submissions (
 CREATE TABLE IF NOT EXISTS rows (
     row_id        TEXT PRIMARY KEY,
     key           TEXT NOT NULL,
-    status        TEXT NOT NULL,
-    svg_path      TEXT,
-    svg_sha256    TEXT,
+    svg_path      TEXT NOT NULL,
+    svg_sha256    TEXT NOT NULL,
     updated_at    REAL NOT NULL
 );
 """
@@ -55,14 +67,16 @@ CREATE TABLE IF NOT EXISTS rows (
 @dataclass(frozen=True)
 class Submission:
     key: str
-    api_url: str
     fingerprint: str
     mode: str
+    backend: str  # which service holds task_id: its URL, or the embedded service's data dir
     idem_key: str
     state: str
     task_id: str | None
     sub_task_id: str | None
     svg_url: str | None
+    svg_path: str | None
+    svg_sha256: str | None
     error: str | None
     attempts: int
     created_at: float
@@ -72,26 +86,29 @@ class Submission:
 
 @dataclass(frozen=True)
 class RowRecord:
+    """The SVG a manifest row last received, so a rerun can check it is still there and intact."""
+
     row_id: str
     key: str
-    status: str
-    svg_path: str | None
-    svg_sha256: str | None
+    svg_path: str
+    svg_sha256: str
     updated_at: float
 
 
-def submission_key(api_url: str, fingerprint: str, mode: str) -> str:
-    return hashlib.sha256(f"{api_url}\n{fingerprint}\n{mode}".encode()).hexdigest()
+def submission_key(fingerprint: str, mode: str) -> str:
+    return hashlib.sha256(f"{fingerprint}\n{mode}".encode()).hexdigest()
 
 
 class Ledger:
-    """Thread-safe: the batches of a run share one connection under a lock."""
+    """One SQLite file; safe to open from several threads or processes at once (WAL)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=60.0
+        )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -100,6 +117,12 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -117,21 +140,32 @@ class Ledger:
             row = self._db.execute("SELECT * FROM submissions WHERE key = ?", (key,)).fetchone()
         return Submission(**row) if row else None
 
+    def submissions(self, keys: list[str]) -> dict[str, Submission]:
+        found: dict[str, Submission] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT * FROM submissions WHERE key IN ({marks})"
+                for row in self._db.execute(query, chunk):
+                    found[row["key"]] = Submission(**row)
+        return found
+
     def row(self, row_id: str) -> RowRecord | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM rows WHERE row_id = ?", (row_id,)).fetchone()
         return RowRecord(**row) if row else None
 
-    def begin(self, key: str, *, api_url: str, fingerprint: str, mode: str, idem_key: str) -> None:
+    def begin(self, key: str, *, fingerprint: str, mode: str, backend: str, idem_key: str) -> None:
         """Record the intent to submit, before the POST leaves."""
         with self._tx() as db:
             db.execute(
-                "INSERT INTO submissions (key, api_url, fingerprint, mode, idem_key, state, "
+                "INSERT INTO submissions (key, fingerprint, mode, backend, idem_key, state, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                "idem_key = excluded.idem_key, state = excluded.state, task_id = NULL, "
-                "sub_task_id = NULL, svg_url = NULL, error = NULL, submitted_at = NULL, "
-                "finished_at = NULL",
-                (key, api_url, fingerprint, mode, idem_key, SUBMITTING, time.time()),
+                "backend = excluded.backend, idem_key = excluded.idem_key, "
+                "state = excluded.state, task_id = NULL, sub_task_id = NULL, svg_url = NULL, "
+                "error = NULL, submitted_at = NULL, finished_at = NULL",
+                (key, fingerprint, mode, backend, idem_key, SUBMITTING, time.time()),
             )
 
     def submitted(self, key: str, task_id: str, sub_task_id: str | None, attempts: int) -> None:
@@ -144,20 +178,40 @@ class Ledger:
             submitted_at=time.time(),
         )
 
-    def finished(
-        self, key: str, state: str, *, svg_url: str | None = None, error: str | None = None
-    ) -> None:
-        self._update(key, state=state, svg_url=svg_url, error=error, finished_at=time.time())
+    def succeeded(self, key: str, *, svg_url: str, svg_path: str, svg_sha256: str) -> None:
+        self._update(
+            key,
+            state=State.SUCCEEDED,
+            svg_url=svg_url,
+            svg_path=svg_path,
+            svg_sha256=svg_sha256,
+            error=None,
+            finished_at=time.time(),
+        )
 
-    def record_row(
-        self, row_id: str, key: str, status: str, svg_path: str | None, svg_sha256: str | None
-    ) -> None:
+    def finished(self, key: str, state: State, error: str | None = None) -> None:
+        """A terminal outcome without an SVG: failed, rejected, lost or refused."""
+        self._update(key, state=state, error=error, finished_at=time.time())
+
+    def record_rows(self, entries: list[tuple[str, str, str, str]]) -> None:
+        """(row_id, key, svg_path, svg_sha256) for rows whose SVG has just been written."""
+        now = time.time()
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO rows (row_id, key, status, svg_path, svg_sha256, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (row_id, key, status, svg_path, svg_sha256, time.time()),
+            db.executemany(
+                "INSERT OR REPLACE INTO rows (row_id, key, svg_path, svg_sha256, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(*entry, now) for entry in entries],
             )
+
+    def rows(self, row_ids: list[str]) -> dict[str, RowRecord]:
+        found: dict[str, RowRecord] = {}
+        with self._lock:
+            for start in range(0, len(row_ids), 500):
+                chunk = row_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in self._db.execute(f"SELECT * FROM rows WHERE row_id IN ({marks})", chunk):
+                    found[row["row_id"]] = RowRecord(**row)
+        return found
 
     def _update(self, key: str, **fields: Any) -> None:
         sets = ", ".join(f"{name} = ?" for name in fields)

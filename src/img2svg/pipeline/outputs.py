@@ -23,6 +23,7 @@ RESULT_DTYPES = {
     "submitted_at": "float64",
     "finished_at": "float64",
     "duration_s": "float64",
+    "reused": "bool",
 }
 
 

@@ -31,7 +31,8 @@ class RunSummary:
 def summarize(results: pd.DataFrame, outputs: OutputStore, top: int = 10) -> RunSummary:
     counts = {status: int((results["status"] == status).sum()) for status in STATUS_ORDER}
     total = len(results)
-    failed = total - counts[str(RowStatus.SUCCEEDED)]
+    # Rows held back by --limit are deferred, not failed.
+    failed = total - counts[str(RowStatus.SUCCEEDED)] - counts[str(RowStatus.SKIPPED)]
     failures = failures_frame(results)
     grouped = (
         failures.drop_duplicates(["status", "error"])[["status", "error", "reason_count"]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -16,6 +16,7 @@ class RowStatus(StrEnum):
     TIMED_OUT = "timed_out"  # still unfinished at the poll deadline
     INVALID = "invalid"  # the manifest row itself is unusable; never submitted
     ERROR = "error"  # refused, unreachable after retries, download or SVG check failed
+    SKIPPED = "skipped"  # not submitted this run because --limit was reached; the next run will
 
     @property
     def final(self) -> bool:
@@ -37,6 +38,7 @@ RESULT_COLUMNS = [
     "submitted_at",
     "finished_at",
     "duration_s",
+    "reused",
 ]
 
 
@@ -56,12 +58,18 @@ class RowState:
     attempts: int = 0
     submitted_at: float | None = None  # unix seconds
     finished_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # True when this row created no task of its own: its SVG came from an earlier run, or from
+    # another row of the manifest holding the same image.
+    reused: bool = False
 
     def finish(self, status: RowStatus, now: float, error: str | None = None) -> None:
         self.status = status
         self.error = error
         self.finished_at = now
+
+    def copy_for(self, index: int, row_id: str, image: str) -> RowState:
+        """This outcome, for another row that shares the image."""
+        return replace(self, index=index, row_id=row_id, image=image, reused=True)
 
     def as_result(self) -> dict[str, Any]:
         record = asdict(self)

@@ -17,6 +17,9 @@ class Endpoint:
     url: str
     token: str | None = None
     embedded: bool = False
+    # Which service holds the tasks, stable across runs (the embedded service's port is not):
+    # the ledger only polls a task on the backend that created it.
+    identity: str = ""
 
     def __repr__(self) -> str:
         token = "***" if self.token else None

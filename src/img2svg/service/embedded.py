@@ -18,6 +18,10 @@ from types import TracebackType
 
 import httpx
 
+# Read by the service (server.py): it exits once this process is gone, so a pipeline killed by
+# SIGKILL does not leave an orphaned service holding its data directory.
+PARENT_PID_ENV = "IMG2SVG_PARENT_PID"
+
 
 class ServiceStartError(RuntimeError):
     """The child exited or never became healthy; the message carries its last output."""
@@ -62,7 +66,7 @@ class EmbeddedService:
             *self.extra_args,
         ]  # fmt: skip
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-        env = {**os.environ, **(self.env or {})}
+        env = {**os.environ, PARENT_PID_ENV: str(os.getpid()), **(self.env or {})}
         self.process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )

@@ -7,15 +7,20 @@ other processes for a port: the socket is bound here and its real port written o
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import socket
+import threading
+import time
 from pathlib import Path
+from typing import IO
 
 import uvicorn
 
 from img2svg.service.app import create_app
 from img2svg.service.config import ServiceConfig
+from img2svg.service.embedded import PARENT_PID_ENV
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -48,6 +53,50 @@ class _Server(uvicorn.Server):
             write_port_file(self._port_file, self._port)
 
 
+LOCK_WAIT_S = 30.0
+
+
+class DataDirBusy(RuntimeError):
+    """Another service process owns the data directory; two would run the same tasks twice."""
+
+
+def lock_data_dir(data_dir: Path, wait_s: float = LOCK_WAIT_S) -> IO[str]:
+    """Hold an exclusive lock on the data dir for the life of the process.
+
+    Waits a little, because a restarted service may race the exit of the one it replaces.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "service.lock", "w")  # noqa: SIM115 - held until exit
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.close()
+                raise DataDirBusy(
+                    f"another img2svg service is using {data_dir}; stop it or use another "
+                    "--data-dir"
+                ) from None
+            time.sleep(0.2)
+        else:
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            return handle
+
+
+def exit_with_parent(server: uvicorn.Server, parent_pid: int) -> None:
+    """Shut down gracefully once the parent process is gone (we get re-parented)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        logging.getLogger("img2svg.service").warning("parent process gone; shutting down")
+        server.should_exit = True
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def serve(
     config: ServiceConfig,
     host: str = "127.0.0.1",
@@ -59,6 +108,7 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    lock = lock_data_dir(Path(config.data_dir))
     sock = bind(host, port)
     actual_port = sock.getsockname()[1]
     uv_config = uvicorn.Config(
@@ -71,4 +121,9 @@ def serve(
     logging.getLogger("img2svg.service").info(
         "img2svg service on http://%s:%d (data dir %s)", host, actual_port, config.data_dir
     )
-    asyncio.run(server.serve(sockets=[sock]))
+    if parent := os.environ.get(PARENT_PID_ENV):
+        exit_with_parent(server, int(parent))
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        lock.close()
