@@ -243,30 +243,30 @@ class _SvgCheck:
     def reuse(self, job: Job, past: Submission) -> bool:
         if not past.svg_sha256:
             return False
-        canonical: bytes | None = None
-        size: int | None = None
-        restored: list[tuple[str, str, str, str]] = []
-        for state in [job.lead, *job.followers]:
-            relative = f"svgs/{state.row_id}.svg"
+        rows = [job.lead, *job.followers]
+        intact: dict[str, bytes] = {}
+        for state in rows:
             record = self.records.get(state.row_id)
             if record and record.svg_sha256 == past.svg_sha256:
-                data = self.outputs.read_bytes(relative)
+                data = self.outputs.read_bytes(f"svgs/{state.row_id}.svg")
                 if data is not None and hashlib.sha256(data).hexdigest() == past.svg_sha256:
-                    size = len(data)
-                    continue
-            if canonical is None:
-                canonical = self._canonical(past)
-                if canonical is None:
-                    return False
-            self.outputs.write_bytes(relative, canonical)
-            size = len(canonical)
-            restored.append((state.row_id, job.key, relative, past.svg_sha256))
+                    intact[state.row_id] = data
+        # A missing or altered file is restored from any intact copy of the same SVG.
+        source = next(iter(intact.values()), None) or self._canonical(past)
+        if source is None:
+            return False
+        restored = []
+        for state in rows:
+            if state.row_id not in intact:
+                relative = f"svgs/{state.row_id}.svg"
+                self.outputs.write_bytes(relative, source)
+                restored.append((state.row_id, job.key, relative, past.svg_sha256))
         if restored:
             self.ledger.record_rows(restored)
         lead = job.lead
         lead.status = RowStatus.SUCCEEDED
         lead.task_id, lead.sub_task_id = past.task_id, past.sub_task_id
-        lead.svg_url, lead.svg_bytes = past.svg_url, size
+        lead.svg_url, lead.svg_bytes = past.svg_url, len(source)
         lead.svg_path = self.outputs.svg_location(lead.row_id)
         lead.submitted_at, lead.finished_at = past.submitted_at, past.finished_at
         lead.reused = True

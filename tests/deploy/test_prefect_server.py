@@ -1,0 +1,325 @@
+"""prefect.yaml for real: a Prefect server, the process work pool, `prefect deploy`, a worker, a run.
+
+Everything runs as the README says a user would: `prefect server start` on a loopback port (with
+its own PREFECT_HOME), `prefect work-pool create`, `prefect deploy --name img2svg-manual` from the
+repository root, `prefect worker start`, `prefect deployment run ... --param ...`. The run is
+then read back through the Prefect client: its state, name and artifacts. Every process started
+here is stopped at teardown, pass or fail. Nothing leaves loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import defusedxml.ElementTree as ET
+import httpx
+import pandas as pd
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterId,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from tests.helpers import logo_png
+
+REPO = Path(__file__).resolve().parents[2]
+PREFECT_YAML = REPO / "prefect.yaml"
+PREFECT = [sys.executable, "-m", "prefect"]  # the venv's Prefect: the worker imports our code
+POOL = "img2svg-pool"
+FLOW = "img2svg-convert"
+MANUAL = f"{FLOW}/img2svg-manual"
+ARTIFACT_KEYS = {"img2svg-counts", "img2svg-report", "img2svg-progress"}
+# Variables of the caller's environment that would point the children elsewhere (another API,
+# a profile, a real token): dropped from every child's environment.
+FOREIGN_PREFIXES = ("PREFECT_", "HIDREAM_", "IMG2SVG_")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop_group(pgid: int, timeout_s: float = 15.0) -> None:
+    """SIGTERM a process group, then SIGKILL it if anything is left after the timeout."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+@dataclass
+class PrefectStack:
+    """A throwaway Prefect server and the CLI pointed at it (through child environments only)."""
+
+    home: Path
+    port: int
+    logs: Path
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # Process groups started by others on our behalf (the worker's flow-run process).
+    extra_groups: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)}
+        env.update(
+            PREFECT_HOME=str(self.home),
+            PREFECT_API_URL=self.url,
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_CLI_PROMPT="false",
+            PREFECT_CLI_COLORS="false",
+            PREFECT_CLI_WRAP_LINES="false",
+            PREFECT_WORKER_QUERY_SECONDS="1",
+            DO_NOT_TRACK="1",
+            # prefect.yaml's pull step is "{{ $PWD }}": what a shell at the repository root sets.
+            PWD=str(REPO),
+        )
+        return env
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        process = subprocess.Popen(
+            [*PREFECT, *args],
+            cwd=REPO,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole
+        )
+        log.close()
+        self.processes.append((name, process))
+        return process
+
+    def cli(self, *args: str, timeout_s: float = 90.0) -> str:
+        done = subprocess.run(
+            [*PREFECT, *args],
+            cwd=REPO,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, f"prefect {' '.join(args)} exited {done.returncode}:\n{output}"
+        return output
+
+    def log(self, name: str) -> str:
+        return _tail(self.logs / f"{name}.log")
+
+    def wait_healthy(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        server = self.processes[0][1]
+        while time.monotonic() < deadline:
+            assert server.poll() is None, f"prefect server exited:\n{self.log('server')}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=2).json() is True:
+                    return
+            time.sleep(0.25)
+        raise AssertionError(f"prefect server not healthy in {timeout_s} s:\n{self.log('server')}")
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run `await fn(client, *args)` with a Prefect client of this server (settings restored)."""
+
+        async def run() -> Any:
+            async with get_client() as client:
+                return await fn(client, *args)
+
+        with temporary_settings(updates={PREFECT_API_URL: self.url}):
+            return asyncio.run(run())
+
+    def stop(self) -> None:
+        # Workers (and their flow runs) first, the server last.
+        for pgid in self.extra_groups:
+            _stop_group(pgid)
+        for _, process in reversed(self.processes):
+            _stop_group(process.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+
+
+@pytest.fixture
+def prefect_stack(tmp_path: Path) -> Iterator[PrefectStack]:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    stack = PrefectStack(home=tmp_path / "prefect-home", port=_free_port(), logs=logs)
+    try:
+        stack.spawn("server", "server", "start", "--host", "127.0.0.1", "--port", str(stack.port))
+        stack.wait_healthy()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _manifest(tmp_path: Path) -> Path:
+    """A small CSV (id,image_url) with relative paths to images made here."""
+    folder = tmp_path / "catalog"
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for i in range(3):
+        (folder / "images" / f"logo-{i}.png").write_bytes(logo_png(64 + 8 * i, seed=i))
+        rows.append({"id": f"logo-{i}", "image_url": f"images/logo-{i}.png"})
+    manifest = folder / "deploy-check.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    return manifest
+
+
+async def _deployment(client: Any, name: str) -> Any:
+    return await client.read_deployment_by_name(name)
+
+
+async def _runs_of(client: Any, deployment_id: UUID) -> list[FlowRun]:
+    return await client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+    )
+
+
+async def _flow_run(client: Any, run_id: UUID) -> FlowRun:
+    return await client.read_flow_run(run_id)
+
+
+async def _artifacts(client: Any, run_id: UUID) -> dict[str, Any]:
+    found = await client.read_artifacts(
+        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+    )
+    return {a.key: a for a in found if a.key}
+
+
+def _infrastructure_group(flow_run: FlowRun) -> int | None:
+    """The worker starts each flow run in its own session; its pid is recorded on the run."""
+    pid = (flow_run.infrastructure_pid or "").rpartition(":")[2]
+    return int(pid) if pid.isdigit() else None
+
+
+@pytest.mark.timeout(240)
+def test_manual_deployment_runs_on_a_process_worker(
+    prefect_stack: PrefectStack, tmp_path: Path
+) -> None:
+    stack = prefect_stack
+    manifest = _manifest(tmp_path)
+    out = tmp_path / "out"
+
+    stack.cli("work-pool", "create", POOL, "--type", "process")
+    deployed = stack.cli("deploy", "--name", "img2svg-manual", "--no-prompt")
+    assert MANUAL in deployed, deployed
+
+    deployment = stack.call(_deployment, MANUAL)
+    assert deployment.work_pool_name == POOL
+    assert deployment.schedules == []
+    assert deployment.parameters == {"manifest": "manifests/sample.csv", "out": "out/manual"}
+    assert deployment.pull_steps == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}
+    ]
+    schema = deployment.parameter_openapi_schema["properties"]
+    assert schema["mode"]["enum"] == ["fast", "slow"]
+    assert "Secret block" in schema["token_block"]["description"]
+    assert not any("token" in name and name != "token_block" for name in schema)
+
+    stack.spawn("worker", "worker", "start", "--pool", POOL, "--type", "process")
+    stack.cli(
+        "deployment", "run", MANUAL,
+        "--param", f"manifest={manifest}",
+        "--param", f"out={out}",
+    )  # fmt: skip
+
+    (run,) = stack.call(_runs_of, deployment.id)
+    assert run.parameters == {"manifest": str(manifest), "out": str(out)}
+    deadline = time.monotonic() + 150
+    while not (run.state and run.state.is_final()):
+        if group := _infrastructure_group(run):
+            if group not in stack.extra_groups:
+                stack.extra_groups.append(group)
+        assert time.monotonic() < deadline, (
+            f"flow run still {run.state_name} after 150 s\nworker:\n{stack.log('worker')}"
+        )
+        time.sleep(1)
+        run = stack.call(_flow_run, run.id)
+
+    assert run.state is not None and run.state.is_completed(), (
+        f"flow run ended {run.state_name}: {run.state and run.state.message}\n"
+        f"worker:\n{stack.log('worker')}"
+    )
+    assert "deploy-check" in run.name
+    assert "3/3 succeeded" in (run.state.message or "")
+
+    results = pd.read_parquet(out / "results.parquet")
+    assert len(results) == 3
+    assert results["status"].tolist() == ["succeeded"] * 3
+    svgs = sorted((out / "svgs").glob("*.svg"))
+    assert len(svgs) == 3
+    for svg in svgs:
+        assert ET.fromstring(svg.read_bytes()).tag.endswith("svg")
+
+    artifacts = stack.call(_artifacts, run.id)
+    assert set(artifacts) >= ARTIFACT_KEYS, sorted(artifacts)
+    counts = artifacts["img2svg-counts"]
+    assert counts.type == "table"
+    table = json.loads(counts.data) if isinstance(counts.data, str) else counts.data
+    assert {"status": "succeeded", "rows": 3, "share": "100.0%"} in table
+    report = artifacts["img2svg-report"]
+    assert report.type == "markdown"
+    assert "3 of 3 rows succeeded" in report.data
+    assert "results.parquet" in report.data
+    progress = artifacts["img2svg-progress"]
+    assert progress.type == "progress"
+    assert float(progress.data) == 100.0
+
+
+def test_prefect_yaml_declares_both_deployments() -> None:
+    """The nightly deployment is not run here (it needs the real API): its declaration is read."""
+    config = yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))
+    deployments = {d["name"]: d for d in config["deployments"]}
+    assert set(deployments) == {"img2svg-nightly", "img2svg-manual"}
+    assert config["pull"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}
+    ]
+    for deployment in deployments.values():
+        assert deployment["entrypoint"] == "flows/convert.py:convert"
+        assert deployment["work_pool"]["name"] == POOL
+        assert not any("token" in name for name in deployment["parameters"] if name != "token_block")
+    (schedule,) = deployments["img2svg-nightly"]["schedules"]
+    assert schedule == {"cron": "0 2 * * *", "timezone": "UTC", "active": True}
+    assert deployments["img2svg-nightly"]["parameters"]["token_block"] == "hidream-token"
+    assert deployments["img2svg-manual"]["schedules"] == []
+    assert deployments["img2svg-manual"]["parameters"] == {
+        "manifest": "manifests/sample.csv",
+        "out": "out/manual",
+    }
