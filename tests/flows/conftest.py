@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-
 # The harness's server must not phone home (no network here), and its telemetry write has been
 # seen to race the harness's own database setup ("database is locked").
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"

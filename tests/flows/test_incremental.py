@@ -1,4 +1,4 @@
-"""Never pay twice: reruns reuse what succeeded, duplicates share one task, --force/--dry-run/--limit.
+"""Never pay twice: reruns reuse successes, duplicates share a task; --force, --dry-run, --limit.
 
 Each test counts the tasks the real service created (its /metrics) against the distinct images
 the pipeline had to convert.
