@@ -31,6 +31,17 @@ class Throttle:
         self._paused_until = 0.0
         self._in_flight = 0
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+        self._halt_reason: str | None = None
+
+    def halt(self, reason: str) -> None:
+        """Stop every further submission of the run (a refused token will not work any better)."""
+        with self._lock:
+            self._halt_reason = self._halt_reason or reason
+
+    @property
+    def halted(self) -> str | None:
+        """Why submissions were halted, or None while they may go on."""
+        return self._halt_reason
 
     async def wait_for_submission_slot(self) -> None:
         """Space submissions evenly at `per_minute`, and honour any pause from a 429."""

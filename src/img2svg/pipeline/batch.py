@@ -58,7 +58,6 @@ async def submit_jobs(
     clock: Clock = time.time,
 ) -> list[Job]:
     """Submit each job once, recording the intent before the POST and the task id after it."""
-    auth_failure = asyncio.Event()
     # Bounds how many images of this batch are read into memory and sent at once.
     gate = asyncio.Semaphore(settings.concurrency)
     async with (
@@ -72,8 +71,8 @@ async def submit_jobs(
 
         async def _submit_one(job: Job) -> None:
             state = job.lead
-            if auth_failure.is_set():
-                state.finish(RowStatus.ERROR, clock(), f"not submitted: {AUTH_HELP}")
+            if throttle.halted:
+                state.finish(RowStatus.ERROR, clock(), f"not submitted: {throttle.halted}")
                 return
             try:
                 payload = await prepare(
@@ -102,7 +101,7 @@ async def submit_jobs(
                 )
             except Img2SvgError as exc:
                 state.attempts = exc.attempts
-                await _record_submit_error(job, exc, clock(), auth_failure, ledger)
+                await _record_submit_error(job, exc, clock(), throttle, ledger)
                 return
             sub_task_id = submitted.sub_task_ids[0] if submitted.sub_task_ids else None
             await asyncio.to_thread(
@@ -119,11 +118,13 @@ async def submit_jobs(
 
 
 async def _record_submit_error(
-    job: Job, exc: Img2SvgError, now: float, auth_failure: asyncio.Event, ledger: Ledger
+    job: Job, exc: Img2SvgError, now: float, throttle: Throttle, ledger: Ledger
 ) -> None:
     state = job.lead
     if isinstance(exc, Unauthorized):
-        auth_failure.set()
+        if not throttle.halted:
+            log.error("the API refused the token (%s): %s", exc, AUTH_HELP)
+        throttle.halt(f"the API refused the token ({exc}): {AUTH_HELP}")
         state.finish(RowStatus.ERROR, now, f"{exc}: {AUTH_HELP}")
     elif isinstance(exc, RefusedError):
         state.finish(RowStatus.ERROR, now, f"refused: {exc}")
@@ -167,6 +168,7 @@ async def poll_jobs(
                 results = await client.results(list(pending))
                 last_error = None
             except Unauthorized as exc:
+                throttle.halt(f"the API refused the token ({exc}): {AUTH_HELP}")
                 now = clock()
                 for job in pending.values():
                     job.lead.finish(RowStatus.ERROR, now, f"polling refused, {exc}: {AUTH_HELP}")
