@@ -143,9 +143,13 @@ def run(args: argparse.Namespace) -> int:
     }
     from flows.convert import convert
 
-    with ProgressBar(console) as bar:
-        state = convert(**params, return_state=True)
-        bar.finish()
+    if args.dry_run:
+        with console.status("planning (nothing will be submitted)"):
+            state = convert(**params, return_state=True)
+    else:
+        with ProgressBar(console) as bar:
+            state = convert(**params, return_state=True)
+            bar.finish()
     try:
         summary = state.result(raise_on_failure=False)
     except Exception as exc:  # the flow crashed before producing a summary
@@ -187,6 +191,11 @@ def _print_summary(console: Any, summary: Any, state: Any) -> None:
         if n:
             table.add_row(status, str(n))
     console.print(table)
+    if summary.reused:
+        console.print(
+            f"{summary.reused} rows reused an SVG (unchanged since an earlier run, or a "
+            "duplicate image): no new task"
+        )
     console.print(f"SVGs:      {summary.out}/svgs/")
     console.print(f"Results:   {summary.results_parquet}  {summary.results_csv}")
     console.print(f"Failures:  {summary.failures_csv}")
