@@ -36,9 +36,9 @@ from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.plan import Job, Plan
 from img2svg.pipeline.report import RunSummary
 from img2svg.pipeline.rows import RowState, RowStatus
-from img2svg.pipeline.settings import RunSettings
+from img2svg.pipeline.settings import Endpoint, RunSettings
 from tasks.convert import poll_batch, submit_batch
-from tasks.limits import forget
+from tasks.limits import SHARED_LIMIT, forget, shared_limit_exists
 from tasks.manifest import load_manifest
 from tasks.plan import identify_batch, plan_conversions
 from tasks.report import publish_report, write_results
@@ -76,6 +76,7 @@ def convert(
     force: bool = False,
     dry_run: bool = False,
     limit: int | None = None,
+    submission_limit: str | None = SHARED_LIMIT,
 ) -> State:
     """Convert every image of a manifest to SVG.
 
@@ -99,6 +100,9 @@ def convert(
         dry_run: Only count what would be submitted (the cost) and submit nothing.
         limit: Submit at most this many new tasks in this run; the rest are `skipped` and
             picked up by the next run.
+        submission_limit: Name of a Prefect global concurrency limit (used as a rate limit)
+            that every submission to a remote API takes a slot of, so that all runs of all
+            deployments together stay within the API's quota; ignored if it does not exist.
     """
     logger = get_run_logger()
     outputs = OutputStore(out)
@@ -137,7 +141,9 @@ def convert(
     try:
         with open_backend(api_url, token, outputs, backend) as endpoint:
             settings = replace(
-                settings, rate_limit_per_minute=default_rate_limit(endpoint, rate_limit)
+                settings,
+                rate_limit_per_minute=default_rate_limit(endpoint, rate_limit),
+                shared_limit=_shared_limit(endpoint, submission_limit),
             )
             logger.info("converting with %r, %s", endpoint, settings)
             # Each batch's poll is queued right behind its submit, so batches are polled (and
@@ -177,6 +183,20 @@ T = TypeVar("T")
 
 def _chunks(items: list[T], size: int) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _shared_limit(endpoint: Endpoint, name: str | None) -> str | None:
+    """The global limit to take slots of, when one is set up and the API is a shared one."""
+    if endpoint.embedded or not name:
+        return None
+    if shared_limit_exists(name):
+        return name
+    get_run_logger().info(
+        "no active global concurrency limit %r: this run paces its own submissions only "
+        "(see README, 'Deploy with Prefect', to share one quota between runs)",
+        name,
+    )
+    return None
 
 
 def _dry_run_message(counts: dict[str, int]) -> str:

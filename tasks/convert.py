@@ -32,7 +32,9 @@ from tasks.limits import throttle_for
 async def submit_batch(
     jobs: list[Job], endpoint: Endpoint, settings: RunSettings, run_key: str, ledger_file: str
 ) -> list[Job]:
-    throttle = throttle_for(run_key, settings.rate_limit_per_minute, settings.concurrency)
+    throttle = throttle_for(
+        run_key, settings.rate_limit_per_minute, settings.concurrency, settings.shared_limit
+    )
     with Ledger(Path(ledger_file)) as ledger:
         return await submit_jobs(
             jobs, endpoint=endpoint, settings=settings, throttle=throttle, ledger=ledger
@@ -53,7 +55,9 @@ async def poll_batch(
     run_key: str,
     ledger_file: str,
 ) -> list[Job]:
-    throttle = throttle_for(run_key, settings.rate_limit_per_minute, settings.concurrency)
+    throttle = throttle_for(
+        run_key, settings.rate_limit_per_minute, settings.concurrency, settings.shared_limit
+    )
     with Ledger(Path(ledger_file)) as ledger:
         return await poll_jobs(
             jobs,

@@ -75,8 +75,11 @@ class LoopbackServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:
-                owner.requests.append(("GET", self.path))
+            def do_HEAD(self) -> None:
+                self.do_GET(method="HEAD")
+
+            def do_GET(self, method: str = "GET") -> None:
+                owner.requests.append((method, self.path))
                 route = owner.routes.get(self.path.split("?")[0])
                 if route is None:
                     self.send_response(404)
@@ -91,8 +94,9 @@ class LoopbackServer:
                 for k, v in route.headers.items():
                     self.send_header(k, v)
                 self.end_headers()
-                with contextlib.suppress(OSError):
-                    self.wfile.write(route.body)
+                if method == "GET":
+                    with contextlib.suppress(OSError):
+                        self.wfile.write(route.body)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 
 from img2svg.pipeline.images import InvalidImageRef, classify, describe, prepare
 from img2svg.pipeline.svgcheck import InvalidSvg, check_svg
+from tests.helpers import Route
 
 
 def test_classify() -> None:
@@ -61,3 +63,44 @@ def test_svg_check() -> None:
     ]:
         with pytest.raises(InvalidSvg, match=words):
             check_svg(bad)
+
+
+def test_fingerprints_follow_content_or_url_validators(web, monkeypatch) -> None:
+    """Content hash where we read the bytes; URL + ETag/Last-Modified where we do not."""
+    from img2svg.pipeline import images
+
+    web.add("/a.png", Route(body=b"one", headers={"ETag": '"v1"'}))
+    web.add(
+        "/b.png", Route(body=b"two", headers={"Last-Modified": "Tue, 24 Nov 2026 10:00:00 GMT"})
+    )
+    web.add("/c.png", Route(body=b"three"))
+
+    async def fingerprints() -> list[str]:
+        async with httpx.AsyncClient() as http:
+            return [
+                await images.fingerprint(
+                    classify(web.url + path, ""), http=http, max_bytes=100, fetch_timeout_s=5
+                )
+                for path in ("/a.png", "/b.png", "/c.png", "/missing.png")
+            ]
+
+    # On loopback the pipeline fetches the bytes itself: the fingerprint is their hash.
+    async def content() -> str:
+        async with httpx.AsyncClient() as http:
+            return await images.fingerprint(
+                classify(web.url + "/a.png", ""), http=http, max_bytes=100, fetch_timeout_s=5
+            )
+
+    assert asyncio.run(content()) == "sha256:" + hashlib.sha256(b"one").hexdigest()
+
+    # Seen as a public host, the URL is not downloaded: a HEAD request gives its validators.
+    async def public(host: str) -> bool:
+        return False
+
+    monkeypatch.setattr(images, "is_private_host", public)
+    a, b, c, missing = asyncio.run(fingerprints())
+    assert a == f'url:{web.url}/a.png#etag="v1"'
+    assert b == f"url:{web.url}/b.png#last-modified=Tue, 24 Nov 2026 10:00:00 GMT"
+    assert c == f"url:{web.url}/c.png"
+    assert missing == f"url:{web.url}/missing.png"
+    assert ("GET", "/b.png") not in web.requests and ("HEAD", "/b.png") in web.requests

@@ -13,12 +13,22 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+
+SubmissionGate = Callable[[], Awaitable[None]]
 
 
 class Throttle:
-    def __init__(self, per_minute: float | None = None, concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        per_minute: float | None = None,
+        concurrency: int | None = None,
+        *,
+        gate: SubmissionGate | None = None,
+    ) -> None:
+        """`gate`, when given, is awaited before every submission on top of the run's own pacing:
+        a quota shared with other processes (the flow passes Prefect's global rate limit)."""
         if per_minute is not None and per_minute <= 0:
             raise ValueError("per_minute must be positive")
         if concurrency is not None and concurrency < 1:
@@ -32,6 +42,7 @@ class Throttle:
         self._in_flight = 0
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self._halt_reason: str | None = None
+        self._gate = gate
 
     def halt(self, reason: str) -> None:
         """Stop every further submission of the run (a refused token will not work any better)."""
@@ -58,6 +69,8 @@ class Throttle:
             if delay > 0:
                 await asyncio.sleep(delay)
             if not paused and self._paused_until <= time.monotonic():
+                if self._gate is not None:
+                    await self._gate()
                 return
 
     def pause(self, seconds: float) -> None:

@@ -31,6 +31,10 @@ class OutputStore:
     def __init__(self, out: str) -> None:
         self.out = out.rstrip("/") or "/"
         self.fs, self.root = fsspec.core.url_to_fs(self.out)
+        if self.is_local and "://" not in self.out:
+            # Shown in results, reports and artifacts, read from elsewhere (a worker's relative
+            # path means nothing in the Prefect UI): absolute.
+            self.out = os.path.abspath(self.out)
         self.fs.makedirs(self._path("svgs"), exist_ok=True)
 
     @property

@@ -37,3 +37,5 @@ class RunSettings:
     max_image_bytes: int = 20 * 1024 * 1024
     fetch_timeout_s: float = 30.0
     request_timeout_s: float = 60.0
+    # A quota shared with other runs (a Prefect global concurrency limit used as a rate limit).
+    shared_limit: str | None = None
