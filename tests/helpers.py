@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,6 +31,19 @@ def logo_png(size: int = 96, seed: int = 0) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return buf.getvalue()
+
+
+def image_manifest(folder: Path, seeds: list[int]) -> Path:
+    """m.csv with rows r0..rN showing images/<seed>.png: equal seeds are duplicate images."""
+    images = folder / "images"
+    images.mkdir(exist_ok=True)
+    for seed in set(seeds):
+        (images / f"{seed}.png").write_bytes(logo_png(40, seed=seed))
+    manifest = folder / "m.csv"
+    with manifest.open("w") as handle:
+        handle.write("id,image_url\n")
+        handle.writelines(f"r{i},images/{seed}.png\n" for i, seed in enumerate(seeds))
+    return manifest
 
 
 def b64(data: bytes) -> str:

@@ -20,23 +20,12 @@ import pandas as pd
 
 from flows.convert import convert
 from img2svg.service.embedded import EmbeddedService
-from tests.helpers import logo_png, metric
+from tests.helpers import image_manifest, metric
 
 
 def _manifest(tmp_path: Path, rows: int, distinct: int) -> Path:
     """`rows` rows over `distinct` images (row i shows image i % distinct)."""
-    images = tmp_path / "images"
-    images.mkdir(exist_ok=True)
-    for seed in range(distinct):
-        (images / f"{seed}.png").write_bytes(logo_png(40, seed=seed))
-    manifest = tmp_path / "m.csv"
-    pd.DataFrame(
-        {
-            "id": [f"r{i}" for i in range(rows)],
-            "image_url": [f"images/{i % distinct}.png" for i in range(rows)],
-        }
-    ).to_csv(manifest, index=False)
-    return manifest
+    return image_manifest(tmp_path, [i % distinct for i in range(rows)])
 
 
 def _convert(manifest: Path, out: Path, url: str, **params) -> pd.DataFrame:

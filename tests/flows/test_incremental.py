@@ -12,23 +12,11 @@ import httpx
 import pandas as pd
 
 from flows.convert import convert
-from tests.helpers import logo_png, metric
+from tests.helpers import image_manifest, logo_png, metric
 
 
 def _manifest(tmp_path: Path, seeds: list[int]) -> Path:
-    """Rows r0..rN pointing at images/<seed>.png: equal seeds are duplicate images."""
-    images = tmp_path / "images"
-    images.mkdir(exist_ok=True)
-    for seed in set(seeds):
-        (images / f"{seed}.png").write_bytes(logo_png(40, seed=seed))
-    manifest = tmp_path / "m.csv"
-    pd.DataFrame(
-        {
-            "id": [f"r{i}" for i in range(len(seeds))],
-            "image_url": [f"images/{s}.png" for s in seeds],
-        }
-    ).to_csv(manifest, index=False)
-    return manifest
+    return image_manifest(tmp_path, seeds)
 
 
 def _run(manifest: Path, out: Path, url: str, **params):

@@ -93,12 +93,7 @@ async def prepare(
     if ref.kind == "path":
         data = _read_path(ref.location, max_bytes)
         return Payload(base64.b64encode(data).decode(), _digest(data), inline=True)
-    host = urlsplit(ref.location).hostname or ""
-    try:
-        private = await is_private_host(host)
-    except URLRefused as exc:
-        raise ImageUnavailable(str(exc)) from None
-    if not private:
+    if not await _on_private_network(ref.location):
         return Payload(ref.location, "url:" + ref.location, inline=False)
     limits = FetchLimits(max_bytes=max_bytes, timeout_s=fetch_timeout_s, allow_private=True)
     try:
@@ -118,16 +113,18 @@ async def fingerprint(
     A public URL is not downloaded (the service fetches it): its identity is the URL plus the
     validators a HEAD request returns (ETag, else Last-Modified), or the URL alone without them.
     """
-    if ref.kind == "url":
-        host = urlsplit(ref.location).hostname or ""
-        try:
-            private = await is_private_host(host)
-        except URLRefused as exc:
-            raise ImageUnavailable(str(exc)) from None
-        if not private:
-            return await _url_validators(http, ref.location, fetch_timeout_s)
+    if ref.kind == "url" and not await _on_private_network(ref.location):
+        return await _url_validators(http, ref.location, fetch_timeout_s)
     payload = await prepare(ref, http=http, max_bytes=max_bytes, fetch_timeout_s=fetch_timeout_s)
     return payload.fingerprint
+
+
+async def _on_private_network(url: str) -> bool:
+    """Whether a remote service could not reach the URL, so the pipeline must fetch it."""
+    try:
+        return await is_private_host(urlsplit(url).hostname or "")
+    except URLRefused as exc:
+        raise ImageUnavailable(str(exc)) from None
 
 
 async def _url_validators(http: httpx.AsyncClient, url: str, timeout_s: float) -> str:
