@@ -10,6 +10,7 @@ Run it from the CLI (`img2svg convert`), from a deployment (`prefect.yaml`), or 
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -36,6 +37,7 @@ from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.plan import Job, Plan
 from img2svg.pipeline.report import RunSummary
 from img2svg.pipeline.rows import RowState, RowStatus
+from img2svg.pipeline.runlock import exclusive_run
 from img2svg.pipeline.settings import Endpoint, RunSettings
 from tasks.convert import poll_batch, submit_batch
 from tasks.limits import SHARED_LIMIT, forget, shared_limit_exists
@@ -108,10 +110,8 @@ def convert(
     outputs = OutputStore(out)
     token = Secret.load(token_block).get() if token_block else token_from_env()
     loaded: Manifest = load_manifest(manifest, image_column, id_column)
-    total = len(loaded.rows)
-    logger.info("%d rows from %s", total, manifest)
+    logger.info("%d rows from %s", len(loaded.rows), manifest)
     settings = RunSettings(mode=mode, concurrency=concurrency, poll_timeout_s=poll_timeout)
-
     identified = [
         item
         for batch in identify_batch.map(
@@ -120,25 +120,24 @@ def convert(
         for item in batch
     ]
     backend = backend_identity(api_url, token, outputs)
-    ledger_file = str(ledger_path(outputs))
-    plan: Plan = plan_conversions(
-        loaded.rows,
-        identified,
-        settings=settings,
-        out=out,
-        ledger_file=ledger_file,
-        backend=backend,
-        force=force,
-        limit=limit,
-    )
-    counts = plan.counts()
-    logger.info("plan: %s", counts)
-    if dry_run:
-        return Completed(message=_dry_run_message(counts), data=counts)
-
-    run_key = str(flow_run.id or time.time())
-    states = list(plan.settled)
-    try:
+    ledger_file = ledger_path(outputs)
+    # A dry run writes nothing, so it may look while another run works.
+    with nullcontext() if dry_run else exclusive_run(ledger_file, outputs.out):
+        plan: Plan = plan_conversions(
+            loaded.rows,
+            identified,
+            settings=settings,
+            out=out,
+            ledger_file=str(ledger_file),
+            backend=backend,
+            force=force,
+            limit=limit,
+            dry_run=dry_run,
+        )
+        counts = plan.counts()
+        logger.info("plan: %s", counts)
+        if dry_run:
+            return Completed(message=_dry_run_message(counts), data=counts)
         with open_backend(api_url, token, outputs, backend) as endpoint:
             settings = replace(
                 settings,
@@ -146,27 +145,9 @@ def convert(
                 shared_limit=_shared_limit(endpoint, submission_limit),
             )
             logger.info("converting with %r, %s", endpoint, settings)
-            # Each batch's poll is queued right behind its submit, so batches are polled (and
-            # their short-lived SVG URLs downloaded) while later batches are still submitting.
-            polled = [
-                poll_batch.submit(jobs, endpoint, settings, out, run_key, ledger_file)
-                for jobs in _chunks(plan.to_poll, batch_size)
-            ]
-            for jobs in _chunks(plan.to_submit, batch_size):
-                submitted = submit_batch.submit(jobs, endpoint, settings, run_key, ledger_file)
-                polled.append(
-                    poll_batch.submit(submitted, endpoint, settings, out, run_key, ledger_file)
-                )
-            states += _collect(
-                polled,
-                [*_chunks(plan.to_poll, batch_size), *_chunks(plan.to_submit, batch_size)],
-                states,
-                total,
-            )
-    finally:
-        forget(run_key)
+            states = _run_plan(plan, endpoint, settings, out, str(ledger_file), batch_size)
+        summary: RunSummary = write_results(states, out)
 
-    summary: RunSummary = write_results(states, out)
     publish_report(summary)
     message = f"{summary.succeeded}/{summary.total} succeeded; results in {summary.results_parquet}"
     if summary.failure_ratio > max_failure_ratio:
@@ -176,6 +157,32 @@ def convert(
             data=summary,
         )
     return Completed(message=message, data=summary)
+
+
+def _run_plan(
+    plan: Plan,
+    endpoint: Endpoint,
+    settings: RunSettings,
+    out: str,
+    ledger_file: str,
+    batch_size: int,
+) -> list[RowState]:
+    """Poll what earlier runs submitted, submit the rest; every row's final state."""
+    run_key = str(flow_run.id or time.time())
+    batches = [*_chunks(plan.to_poll, batch_size), *_chunks(plan.to_submit, batch_size)]
+    resumed = len(_chunks(plan.to_poll, batch_size))
+    try:
+        # Each batch's poll is queued right behind its submit, so batches are polled (and
+        # their short-lived SVG URLs downloaded) while later batches are still submitting.
+        polled = []
+        for i, jobs in enumerate(batches):
+            if i >= resumed:
+                jobs = submit_batch.submit(jobs, endpoint, settings, run_key, ledger_file)
+            polled.append(poll_batch.submit(jobs, endpoint, settings, out, run_key, ledger_file))
+        total = len(plan.settled) + sum(1 + len(j.followers) for b in batches for j in b)
+        return plan.settled + _collect(polled, batches, plan.settled, total)
+    finally:
+        forget(run_key)
 
 
 T = TypeVar("T")
@@ -232,11 +239,13 @@ def _collect(
     for future in as_completed(polled):
         try:
             jobs = future.result()
+            reason = "the batch ended without an outcome for this row"
         except Exception as exc:  # the batch task failed after its retries
             jobs = batch_of[future.task_run_id]
-            for job in jobs:
-                if not job.lead.status.final:
-                    job.lead.finish(RowStatus.ERROR, time.time(), f"batch task failed: {exc}")
+            reason = f"batch task failed: {exc}"
+        for job in jobs:
+            if not job.lead.status.final:  # never leave a row without a status
+                job.lead.finish(RowStatus.ERROR, time.time(), reason)
         for job in jobs:
             for state in job.row_states():
                 states.append(state)

@@ -32,6 +32,7 @@ def plan_conversions(
     backend: str,
     force: bool,
     limit: int | None,
+    dry_run: bool = False,
 ) -> Plan:
     with Ledger(Path(ledger_file)) as ledger:
         return plan_run(
@@ -43,4 +44,5 @@ def plan_conversions(
             backend=backend,
             force=force,
             limit=limit,
+            dry_run=dry_run,
         )

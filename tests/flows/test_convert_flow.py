@@ -51,6 +51,7 @@ def mixed_manifest(tmp_path: Path, web: LoopbackServer) -> Path:
         "images/notes.txt",  # refused by the API: not an image
         "images/a.png",  # the same image again
         web.url + "/gone.png",  # 404 on the image host
+        "http://[abc/x.png",  # invalid: a malformed URL
     ]
     manifest = tmp_path / "manifest" / "m.csv"
     pd.DataFrame({"image_url": rows}).to_csv(manifest, index=False)
@@ -62,16 +63,17 @@ def test_mixed_manifest_gives_one_row_per_input(mixed_manifest: Path, tmp_path: 
     state, summary, results = _run(mixed_manifest, out, max_failure_ratio=1.0)
     assert state.is_completed()
     assert list(results.columns) == RESULT_COLUMNS
-    assert len(results) == 9
+    assert len(results) == 10
     expected = [
         "succeeded", "succeeded", "succeeded", "succeeded",
-        "invalid", "invalid", "error", "succeeded", "error",
+        "invalid", "invalid", "error", "succeeded", "error", "invalid",
     ]  # fmt: skip
     assert results["status"].tolist() == expected
     assert "no such file" in results.loc[4, "error"]
     assert "empty" in results.loc[5, "error"]
     assert "not a supported image" in results.loc[6, "error"]
     assert "404" in results.loc[8, "error"]
+    assert "malformed URL" in results.loc[9, "error"]
     assert results["row_id"].is_unique
     assert results.loc[4, "task_id"] is None or pd.isna(results.loc[4, "task_id"])
     for _, row in results[results["status"] == "succeeded"].iterrows():
@@ -84,9 +86,9 @@ def test_mixed_manifest_gives_one_row_per_input(mixed_manifest: Path, tmp_path: 
     csv = pd.read_csv(out / "results.csv")
     assert csv["status"].tolist() == expected
     failures = pd.read_csv(out / "failures.csv")
-    assert len(failures) == 4
+    assert len(failures) == 5
     assert set(failures["status"]) == {"invalid", "error"}
-    assert summary.counts["succeeded"] == 5 and summary.counts["invalid"] == 2
+    assert summary.counts["succeeded"] == 5 and summary.counts["invalid"] == 3
 
 
 def test_parquet_manifest_with_id_column(tmp_path: Path) -> None:

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+import pytest
 
 from flows.convert import convert
+from img2svg.pipeline.backend import ledger_path
+from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.runlock import RunInProgress, exclusive_run
 from tests.helpers import image_manifest, logo_png, metric
 
 
@@ -113,3 +117,17 @@ def test_rejected_images_are_not_paid_for_again(start_service, tmp_path: Path) -
     assert _created(service.url) == 2
     assert again["status"].tolist() == ["rejected", "rejected"]
     assert again["error"].str.contains("not resubmitted, use --force").all()
+
+
+def test_a_second_run_on_the_same_outputs_stops_at_once(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, [1])
+    out = tmp_path / "out"
+    with exclusive_run(ledger_path(OutputStore(str(out))), str(out)):
+        busy = convert(manifest=str(manifest), out=str(out), return_state=True)
+        # Looking is allowed while another run works.
+        dry = convert(manifest=str(manifest), out=str(out), dry_run=True, return_state=True)
+    assert busy.is_failed()
+    with pytest.raises(RunInProgress, match=f"another img2svg run .* is writing to {out}"):
+        busy.result()
+    assert dry.is_completed() and dry.result()["tasks_to_submit"] == 1
+    assert not (out / "results.parquet").exists()

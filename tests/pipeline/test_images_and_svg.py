@@ -104,3 +104,14 @@ def test_fingerprints_follow_content_or_url_validators(web, monkeypatch) -> None
     assert c == f"url:{web.url}/c.png"
     assert missing == f"url:{web.url}/missing.png"
     assert ("GET", "/b.png") not in web.requests and ("HEAD", "/b.png") in web.requests
+
+    # A transient answer must not change the key (that could pay for the image twice).
+    web.add("/busy.png", Route(status=503))
+
+    async def busy() -> str:
+        async with httpx.AsyncClient() as http:
+            ref = classify(web.url + "/busy.png", "")
+            return await images.fingerprint(ref, http=http, max_bytes=100, fetch_timeout_s=5)
+
+    with pytest.raises(images.ImageUnavailable, match="HEAD: HTTP 503"):
+        asyncio.run(busy())

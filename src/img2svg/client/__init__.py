@@ -10,6 +10,7 @@ from img2svg.client.errors import (
     RateLimited,
     RefusedError,
     ServerError,
+    SubmissionsHalted,
     TransientError,
     Unauthorized,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "SubTaskResult",
+    "SubmissionsHalted",
     "SubmittedTask",
     "TaskResult",
     "TaskStatus",

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from img2svg import __version__
 from img2svg.api.codes import ErrorCode
@@ -30,6 +31,7 @@ from img2svg.client.errors import (
     NetworkError,
     RateLimited,
     ServerError,
+    SubmissionsHalted,
     TransientError,
     Unauthorized,
 )
@@ -131,15 +133,17 @@ class AsyncImg2SvgClient:
 
         async def once() -> SubmittedTask:
             await self.throttle.wait_for_submission_slot()
+            if self.throttle.halted:
+                raise SubmissionsHalted(self.throttle.halted)
             result = await self._call("POST", SUBMIT_PATH, json_body=body, headers=headers)
-            return SubmittedTask.model_validate(result)
+            return _parse(SubmittedTask, result)
 
         return await self._with_retries(once, safe_to_repeat=idempotency_key is not None)
 
     async def result(self, task_id: str) -> TaskResult:
         async def once() -> TaskResult:
             result = await self._call("GET", RESULTS_PATH, params={"task_id": task_id})
-            return TaskResult.model_validate(result)
+            return _parse(TaskResult, result)
 
         return await self._with_retries(once, safe_to_repeat=True)
 
@@ -155,7 +159,7 @@ class AsyncImg2SvgClient:
                 )
                 if not isinstance(result, list):
                     raise BadResponse("batch result is not a list")
-                return [TaskResult.model_validate(item) for item in result]
+                return [_parse(TaskResult, item) for item in result]
 
             out.extend(await self._with_retries(once, safe_to_repeat=True))
         return out
@@ -284,6 +288,18 @@ class AsyncImg2SvgClient:
         if status in (401, 403):
             raise Unauthorized(message)
         raise ClientError(message, status_code=status)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], payload: Any) -> M:
+    """A code-0 answer of the wrong shape is a bad response, not a crash of the caller."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        problems = exc.error_count()
+        raise BadResponse(f"unexpected {model.__name__} shape ({problems} problems)") from None
 
 
 async def _peek_json(response: httpx.Response) -> Any:

@@ -85,3 +85,7 @@ class ClientError(RefusedError):
 
 class BadResponse(RefusedError):
     """The answer is not the JSON shape the API documents."""
+
+
+class SubmissionsHalted(RefusedError):
+    """Not sent: the run stopped submitting (the API refused the token for another request)."""

@@ -30,10 +30,10 @@ class SubmittedTask(_Model):
 
 
 class SubTaskResult(_Model):
-    sub_task_id: str = ""
+    sub_task_id: str | None = None
     task_status: int
-    task_completion: float = 0.0
-    image: str = ""
+    task_completion: float | None = None
+    image: str | None = None  # the SVG URL, once task_status is 1
     description: str | None = None
 
     @property

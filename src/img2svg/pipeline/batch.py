@@ -66,8 +66,18 @@ async def submit_jobs(
     ):
 
         async def submit_one(job: Job) -> None:
+            if job.lead.status is not RowStatus.PENDING:
+                return  # a retry of this batch: submitted or settled by the first attempt
             async with gate:
-                await _submit_one(job)
+                try:
+                    await _submit_one(job)
+                except Exception as exc:  # a bug or a broken disk must not cost the batch
+                    log.exception("submitting %s failed", job.lead.row_id)
+                    # The ledger keeps `submitting` if the POST may have left: the next run
+                    # resends it with the same idempotency key.
+                    job.lead.finish(
+                        RowStatus.ERROR, clock(), f"submission failed unexpectedly: {exc!r}"
+                    )
 
         async def _submit_one(job: Job) -> None:
             state = job.lead
@@ -129,11 +139,12 @@ async def _record_submit_error(
     elif isinstance(exc, RefusedError):
         state.finish(RowStatus.ERROR, now, f"refused: {exc}")
     else:
-        # The POST may have reached the service: the ledger keeps `submitting`, and the next run
-        # resends it with the same idempotency key rather than paying for a second task.
         state.finish(RowStatus.ERROR, now, f"unreachable after {exc.attempts} attempts: {exc}")
-        return
-    await asyncio.to_thread(ledger.finished, job.key, State.REFUSED, state.error)
+    if isinstance(exc, RefusedError) and exc.attempts <= 1:
+        # Refused at the first try: nothing was created, the next run submits afresh.
+        await asyncio.to_thread(ledger.finished, job.key, State.REFUSED, state.error)
+    # Otherwise an earlier attempt may have reached the service: the ledger keeps `submitting`
+    # and the next run resends it with the same idempotency key rather than paying twice.
 
 
 AUTH_HELP = (
@@ -159,6 +170,8 @@ async def poll_jobs(
     again instead of paying for it twice.
     """
     pending = {j.lead.task_id: j for j in jobs if j.lead.status is RowStatus.SUBMITTED}
+    # A task resumed from an earlier run gets a full poll_timeout from now, not from then.
+    started = clock()
     interval = settings.poll_interval_s
     last_error: str | None = None
     async with make_client(endpoint, settings, throttle) as client:
@@ -184,7 +197,7 @@ async def poll_jobs(
                     continue
                 if _settle(job.lead, result, now):
                     del pending[result.task_id]
-                    if job.lead.status is RowStatus.SUCCEEDED:
+                    if job.lead.status is RowStatus.SUBMITTED:  # done; SVG to fetch
                         downloads.append(
                             asyncio.create_task(_download(client, job, outputs, ledger, clock))
                         )
@@ -192,7 +205,7 @@ async def poll_jobs(
                         await _record_outcome(job, ledger)
             for task_id, job in list(pending.items()):
                 state = job.lead
-                deadline = (state.submitted_at or now) + settings.poll_timeout_s
+                deadline = max(state.submitted_at or started, started) + settings.poll_timeout_s
                 if now >= deadline:
                     reason = f"not finished after {settings.poll_timeout_s:g} s"
                     if last_error:
@@ -239,8 +252,8 @@ def _settle(state: RowState, result: TaskResult, now: float) -> bool:
         if not sub.image:
             state.finish(RowStatus.ERROR, now, "task done but no SVG URL was returned")
         else:
+            # Still `submitted` until the SVG is written: a retried batch fetches it again.
             state.svg_url = sub.image
-            state.status = RowStatus.SUCCEEDED  # provisional until the download checks out
             state.finished_at = now
         return True
     if status is TaskStatus.FAILED:
@@ -281,9 +294,14 @@ async def _download(
         await asyncio.to_thread(ledger.record_rows, written)
         state.svg_path = outputs.svg_location(state.row_id)
         state.svg_bytes = len(data)
+        state.finish(RowStatus.SUCCEEDED, state.finished_at or clock())
     except Img2SvgError as exc:
+        # The task itself is done: the next run polls it for a fresh URL, unpaid.
         state.finish(RowStatus.ERROR, clock(), f"SVG download failed: {exc}")
     except InvalidSvg as exc:
+        # Downloading the same output again would not help; the next run converts it anew.
         state.finish(RowStatus.ERROR, clock(), f"SVG check failed: {exc}")
-    except OSError as exc:
-        state.finish(RowStatus.ERROR, clock(), f"cannot write the SVG: {exc}")
+        await asyncio.to_thread(ledger.finished, job.key, State.FAILED, state.error)
+    except Exception as exc:  # a full disk, a broken fsspec backend, a ledger error
+        log.exception("saving the SVG of %s failed", state.row_id)
+        state.finish(RowStatus.ERROR, clock(), f"cannot save the SVG: {exc!r}")

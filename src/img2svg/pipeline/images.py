@@ -53,7 +53,11 @@ def classify(reference: str, base: str) -> ImageRef:
         raise InvalidImageRef("the image cell is empty")
     lowered = reference[:16].lower()
     if lowered.startswith(("http://", "https://")):
-        parts = urlsplit(reference)
+        try:
+            parts = urlsplit(reference)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError as exc:
+            raise InvalidImageRef(f"malformed URL ({exc}): {describe(reference)}") from None
         if not parts.hostname:
             raise InvalidImageRef(f"URL without a host: {describe(reference)}")
         return ImageRef("url", reference)
@@ -125,16 +129,25 @@ async def _on_private_network(url: str) -> bool:
         return await is_private_host(urlsplit(url).hostname or "")
     except URLRefused as exc:
         raise ImageUnavailable(str(exc)) from None
+    except ValueError as exc:  # e.g. a host name IDNA cannot encode
+        raise InvalidImageRef(f"malformed host in {url}: {exc}") from None
 
 
 async def _url_validators(http: httpx.AsyncClient, url: str, timeout_s: float) -> str:
     identity = "url:" + url
     try:
         response = await http.head(url, timeout=timeout_s, follow_redirects=False)
-    except httpx.HTTPError:
-        return identity  # the service will report an unreachable URL; the URL is what we know
+    except httpx.HTTPError as exc:
+        problem = type(exc).__name__
+    else:
+        status = response.status_code
+        problem = f"HTTP {status}" if status == 429 or status >= 500 else None
+    if problem:
+        # Guessing an identity now could miss this image's entry in the ledger and pay for it
+        # twice; the row waits for the next run instead.
+        raise ImageUnavailable(f"cannot check {url} for changes (HEAD: {problem})")
     if response.status_code >= 400:
-        return identity
+        return identity  # no HEAD support, or gone: the service will say; the URL is the key
     if etag := response.headers.get("etag"):
         return f"{identity}#etag={etag}"
     if modified := response.headers.get("last-modified"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import posixpath
 import time
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from img2svg.pipeline.manifest import ManifestRow
 from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.rows import RowState, RowStatus
 from img2svg.pipeline.settings import RunSettings
+
+log = logging.getLogger("img2svg.pipeline")
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ class Plan:
         rows_to_poll = sum(1 + len(j.followers) for j in self.to_poll)
         settled: dict[str, int] = {}
         for state in self.settled:
-            name = "reused" if state.reused else str(state.status)
+            reused = state.reused and state.status is RowStatus.SUCCEEDED
+            name = "reused" if reused else str(state.status)
             settled[name] = settled.get(name, 0) + 1
         return {
             "tasks_to_submit": len(self.to_submit),
@@ -120,6 +124,10 @@ async def identify_rows(
                     return Identified(row.index, status=RowStatus.INVALID, error=str(exc))
                 except ImageUnavailable as exc:
                     return Identified(row.index, status=RowStatus.ERROR, error=str(exc))
+                except Exception as exc:  # one odd row must not stop the run
+                    log.exception("identifying row %s failed", row.row_id)
+                    reason = f"cannot identify the image: {exc!r}"
+                    return Identified(row.index, status=RowStatus.ERROR, error=reason)
             return Identified(row.index, ref=ref, fingerprint=found)
 
         return list(await asyncio.gather(*(one(row) for row in rows)))
@@ -135,7 +143,10 @@ def plan_run(
     backend: str,
     force: bool = False,
     limit: int | None = None,
+    dry_run: bool = False,
 ) -> Plan:
+    """`dry_run` plans without touching anything (a missing SVG that could be restored from
+    another copy counts as reused, but is not restored)."""
     now = time.time()
     by_index = {item.index: item for item in identified}
     settled: list[RowState] = []
@@ -159,7 +170,7 @@ def plan_run(
 
     history = ledger.submissions(list(jobs))
     row_ids = [s.row_id for job in jobs.values() for s in [job.lead, *job.followers]]
-    svgs = _SvgCheck(outputs, ledger, row_ids)
+    svgs = _SvgCheck(outputs, ledger, row_ids, write=not dry_run)
     plan = Plan(to_submit=[], to_poll=[], settled=settled)
     for key, job in jobs.items():
         past = None if force else history.get(key)
@@ -235,9 +246,12 @@ def _idempotency_key(key: str, past: Submission | None, backend: str) -> str:
 class _SvgCheck:
     """Is a row's SVG from an earlier run still on disk and intact? Restore it if it can be."""
 
-    def __init__(self, outputs: OutputStore, ledger: Ledger, row_ids: list[str]) -> None:
+    def __init__(
+        self, outputs: OutputStore, ledger: Ledger, row_ids: list[str], *, write: bool
+    ) -> None:
         self.outputs = outputs
         self.ledger = ledger
+        self.write = write
         self.records = ledger.rows(row_ids)
 
     def reuse(self, job: Job, past: Submission) -> bool:
@@ -257,7 +271,7 @@ class _SvgCheck:
             return False
         restored = []
         for state in rows:
-            if state.row_id not in intact:
+            if state.row_id not in intact and self.write:
                 relative = f"svgs/{state.row_id}.svg"
                 self.outputs.write_bytes(relative, source)
                 restored.append((state.row_id, job.key, relative, past.svg_sha256))

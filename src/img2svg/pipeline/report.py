@@ -22,7 +22,7 @@ class RunSummary:
     results_csv: str
     failures_csv: str
     top_failures: list[tuple[str, str, int]] = field(default_factory=list)
-    reused: int = 0  # rows that cost no new task: an earlier run's SVG, or a duplicate image
+    reused: int = 0  # succeeded at no new cost: an earlier run's SVG, or a duplicate image
 
     @property
     def succeeded(self) -> int:
@@ -49,7 +49,7 @@ def summarize(results: pd.DataFrame, outputs: OutputStore, top: int = 10) -> Run
         results_csv=outputs.location("results.csv"),
         failures_csv=outputs.location("failures.csv"),
         top_failures=[(s, e, int(n)) for s, e, n in grouped],
-        reused=int(results["reused"].sum()),
+        reused=int((results["reused"] & (results["status"] == str(RowStatus.SUCCEEDED))).sum()),
     )
 
 
@@ -65,8 +65,8 @@ def markdown(summary: RunSummary) -> str:
         "# img2svg run",
         "",
         f"**{summary.succeeded} of {summary.total} rows succeeded** "
-        f"(failure ratio {summary.failure_ratio:.1%}); {summary.reused} rows cost no new task "
-        "(unchanged since an earlier run, or a duplicate image).",
+        f"(failure ratio {summary.failure_ratio:.1%}); {summary.reused} of them cost no new "
+        "task (unchanged since an earlier run, or a duplicate image).",
         "",
         "| status | rows |",
         "|---|---:|",

@@ -68,7 +68,7 @@ class RowState:
         self.finished_at = now
 
     def copy_for(self, index: int, row_id: str, image: str) -> RowState:
-        """This outcome, for another row that shares the image."""
+        """This outcome, for another row that shares the image (and so cost no task of its own)."""
         return replace(self, index=index, row_id=row_id, image=image, reused=True)
 
     def as_result(self) -> dict[str, Any]:
