@@ -30,6 +30,7 @@ from img2svg.pipeline.backend import (
     default_rate_limit,
     ledger_path,
     open_backend,
+    resends_are_free,
     token_from_env,
 )
 from img2svg.pipeline.manifest import Manifest
@@ -133,6 +134,7 @@ def convert(
             force=force,
             limit=limit,
             dry_run=dry_run,
+            resend_interrupted=resends_are_free(api_url, token),
         )
         counts = plan.counts()
         logger.info("plan: %s", counts)

@@ -33,6 +33,7 @@ def plan_conversions(
     force: bool,
     limit: int | None,
     dry_run: bool = False,
+    resend_interrupted: bool = True,
 ) -> Plan:
     with Ledger(Path(ledger_file)) as ledger:
         return plan_run(
@@ -45,4 +46,5 @@ def plan_conversions(
             force=force,
             limit=limit,
             dry_run=dry_run,
+            resend_interrupted=resend_interrupted,
         )

@@ -118,7 +118,8 @@ def test_metrics_health_and_openapi(api: httpx.Client) -> None:
     assert metric(api, "img2svg_tasks_created_total") == created + 1
     assert metric(api, "img2svg_tasks_finished_total", '{status="1"}') >= 1
     assert metric(api, "img2svg_conversion_seconds_count", '{mode="fast"}') >= 1
-    assert api.get("/healthz").json()["status"] == "ok"
+    health = api.get("/healthz").json()
+    assert health["status"] == "ok" and health["idempotency_keys"] is True
     spec = api.get("/openapi.json").json()
     assert SUBMIT in spec["paths"] and RESULTS in spec["paths"] and BATCH in spec["paths"]
     schema = spec["paths"][SUBMIT]["post"]["requestBody"]["content"]["application/json"]["schema"]

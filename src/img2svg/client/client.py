@@ -82,7 +82,12 @@ class AsyncImg2SvgClient:
         retry: RetryPolicy = RetryPolicy(),
         throttle: Throttle | None = None,
         max_download_bytes: int = 50 * 1024 * 1024,
+        honours_idempotency_keys: bool = False,
     ) -> None:
+        """`honours_idempotency_keys`: the server returns the same task for a repeated
+        Idempotency-Key (img2svg serve does; HiDream does not say so), which makes it safe to
+        repeat a submission whose answer was lost."""
+        self.honours_idempotency_keys = honours_idempotency_keys
         headers = {"User-Agent": f"img2svg/{__version__}", "X-accept-language": language}
         if user_id:
             headers["API-User-ID"] = user_id
@@ -138,7 +143,8 @@ class AsyncImg2SvgClient:
             result = await self._call("POST", SUBMIT_PATH, json_body=body, headers=headers)
             return _parse(SubmittedTask, result)
 
-        return await self._with_retries(once, safe_to_repeat=idempotency_key is not None)
+        keyed = idempotency_key is not None and self.honours_idempotency_keys
+        return await self._with_retries(once, safe_to_repeat=keyed)
 
     async def result(self, task_id: str) -> TaskResult:
         async def once() -> TaskResult:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+
 from img2svg.client import HIDREAM_URL
 from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.settings import HIDREAM_RATE_PER_MINUTE, Endpoint
@@ -63,18 +65,34 @@ def open_backend(
 ) -> Iterator[Endpoint]:
     remote = _remote_url(api_url, token)
     if remote:
-        yield Endpoint(url=remote, token=token, identity=identity)
+        idempotent = honours_idempotency_keys(remote)
+        yield Endpoint(url=remote, token=token, identity=identity, idempotent=idempotent)
         return
     if outputs.is_local:
         data_dir = Path(outputs.root) / SERVICE_DIR
         with EmbeddedService(data_dir) as service:
-            yield Endpoint(url=service.url, embedded=True, identity=identity)
+            yield Endpoint(url=service.url, embedded=True, identity=identity, idempotent=True)
         return
     with (
         tempfile.TemporaryDirectory(prefix="img2svg-service-") as tmp,
         EmbeddedService(Path(tmp)) as service,
     ):
-        yield Endpoint(url=service.url, embedded=True, identity=identity)
+        yield Endpoint(url=service.url, embedded=True, identity=identity, idempotent=True)
+
+
+def resends_are_free(api_url: str | None, token: str | None) -> bool:
+    """Whether the run's backend dedupes keyed submissions (the embedded service does)."""
+    remote = _remote_url(api_url, token)
+    return honours_idempotency_keys(remote) if remote else True
+
+
+def honours_idempotency_keys(url: str) -> bool:
+    """Asks `GET /healthz`; anything else than img2svg serve's answer means no."""
+    try:
+        answer = httpx.get(f"{url}/healthz", timeout=5.0, follow_redirects=False).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return isinstance(answer, dict) and answer.get("idempotency_keys") is True
 
 
 def default_rate_limit(endpoint: Endpoint, requested: float | None) -> float | None:

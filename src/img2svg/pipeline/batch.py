@@ -45,6 +45,7 @@ def make_client(
         timeout_s=settings.request_timeout_s,
         max_connections=max(4, settings.concurrency),
         throttle=throttle,
+        honours_idempotency_keys=endpoint.idempotent,
     )
 
 

@@ -144,9 +144,12 @@ def plan_run(
     force: bool = False,
     limit: int | None = None,
     dry_run: bool = False,
+    resend_interrupted: bool = True,
 ) -> Plan:
     """`dry_run` plans without touching anything (a missing SVG that could be restored from
-    another copy counts as reused, but is not restored)."""
+    another copy counts as reused, but is not restored). `resend_interrupted` is whether the
+    backend dedupes a resent Idempotency-Key; if not, a submission whose answer was lost is not
+    sent again, since it may already have been billed."""
     now = time.time()
     by_index = {item.index: item for item in identified}
     settled: list[RowState] = []
@@ -176,6 +179,15 @@ def plan_run(
         past = None if force else history.get(key)
         if past is not None and _settled_from_history(job, past, svgs, backend, plan, now):
             continue
+        if (
+            past is not None
+            and past.state == State.SUBMITTING
+            and past.backend == backend
+            and not resend_interrupted
+        ):
+            job.lead.finish(RowStatus.ERROR, now, _MAYBE_BILLED)
+            plan.settled.extend(job.row_states())
+            continue
         if limit is not None and len(plan.to_submit) >= limit:
             for state in [job.lead, *job.followers]:
                 state.finish(
@@ -186,7 +198,7 @@ def plan_run(
                 )
                 plan.settled.append(state)
             continue
-        job.idem_key = _idempotency_key(key, history.get(key), backend)
+        job.idem_key = _idempotency_key(key, history.get(key), backend, renew=force)
         plan.to_submit.append(job)
     return plan
 
@@ -221,6 +233,13 @@ def _settled_from_history(
     return False
 
 
+_MAYBE_BILLED = (
+    "an earlier run's submission of this image got no answer (the run stopped, or the network "
+    "failed) and may have been billed; this API does not dedupe resent submissions, so it is "
+    "not sent again: check your HiDream task list, or use --force to submit it anew"
+)
+
+
 def _resume(job: Job, past: Submission, plan: Plan) -> None:
     job.lead.status = RowStatus.SUBMITTED
     job.lead.task_id = past.task_id
@@ -231,13 +250,13 @@ def _resume(job: Job, past: Submission, plan: Plan) -> None:
     plan.to_poll.append(job)
 
 
-def _idempotency_key(key: str, past: Submission | None, backend: str) -> str:
+def _idempotency_key(key: str, past: Submission | None, backend: str, *, renew: bool) -> str:
     """Derived from the job's key; a new one only when a new task is wanted.
 
     An interrupted submission (`submitting`: the answer was lost) is resent with the same key,
     so a service that honours Idempotency-Key returns the task it may already have created.
     """
-    if past is not None and past.state == State.SUBMITTING and past.backend == backend:
+    if not renew and past and past.state == State.SUBMITTING and past.backend == backend:
         return past.idem_key
     nonce = f"{past.idem_key}:{past.finished_at or past.created_at}" if past else "first"
     return hashlib.sha256(f"img2svg\n{key}\n{nonce}".encode()).hexdigest()

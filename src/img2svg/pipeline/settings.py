@@ -20,6 +20,9 @@ class Endpoint:
     # Which service holds the tasks, stable across runs (the embedded service's port is not):
     # the ledger only polls a task on the backend that created it.
     identity: str = ""
+    # Whether a submission with a lost answer may be resent: only where the service returns
+    # the same task for the same Idempotency-Key (img2svg serve says so in /healthz).
+    idempotent: bool = False
 
     def __repr__(self) -> str:
         token = "***" if self.token else None

@@ -338,6 +338,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict:
-        return {"status": "ok", "version": __version__, "workers": config.workers}
+        # Clients read `idempotency_keys` to know that resending a keyed submission is free.
+        return {
+            "status": "ok",
+            "version": __version__,
+            "workers": config.workers,
+            "idempotency_keys": True,
+        }
 
     return app
