@@ -122,6 +122,13 @@ def convert(
     ]
     backend = backend_identity(api_url, token, outputs)
     ledger_file = ledger_path(outputs)
+    if not outputs.is_local:
+        logger.warning(
+            "the ledger of %s is kept on this machine, at %s: a run on another machine "
+            "will not see what this one submitted",
+            outputs.out,
+            ledger_file,
+        )
     # A dry run writes nothing, so it may look while another run works.
     with nullcontext() if dry_run else exclusive_run(ledger_file, outputs.out):
         plan: Plan = plan_conversions(
@@ -140,14 +147,17 @@ def convert(
         logger.info("plan: %s", counts)
         if dry_run:
             return Completed(message=_dry_run_message(counts), data=counts)
-        with open_backend(api_url, token, outputs, backend) as endpoint:
-            settings = replace(
-                settings,
-                rate_limit_per_minute=default_rate_limit(endpoint, rate_limit),
-                shared_limit=_shared_limit(endpoint, submission_limit),
-            )
-            logger.info("converting with %r, %s", endpoint, settings)
-            states = _run_plan(plan, endpoint, settings, out, str(ledger_file), batch_size)
+        if plan.to_submit or plan.to_poll:
+            with open_backend(api_url, token, outputs, backend) as endpoint:
+                settings = replace(
+                    settings,
+                    rate_limit_per_minute=default_rate_limit(endpoint, rate_limit),
+                    shared_limit=_shared_limit(endpoint, submission_limit),
+                )
+                logger.info("converting with %r, %s", endpoint, settings)
+                states = _run_plan(plan, endpoint, settings, out, str(ledger_file), batch_size)
+        else:  # nothing to send, so no service to start
+            states = plan.settled + _collect([], [], plan.settled, len(plan.settled))
         summary: RunSummary = write_results(states, out)
 
     publish_report(summary)
