@@ -129,6 +129,7 @@ def convert(
             outputs.out,
             ledger_file,
         )
+    resendable = resends_are_free(api_url, token)
     # A dry run writes nothing, so it may look while another run works.
     with nullcontext() if dry_run else exclusive_run(ledger_file, outputs.out):
         plan: Plan = plan_conversions(
@@ -141,14 +142,14 @@ def convert(
             force=force,
             limit=limit,
             dry_run=dry_run,
-            resend_interrupted=resends_are_free(api_url, token),
+            resend_interrupted=resendable,
         )
         counts = plan.counts()
         logger.info("plan: %s", counts)
         if dry_run:
             return Completed(message=_dry_run_message(counts), data=counts)
         if plan.to_submit or plan.to_poll:
-            with open_backend(api_url, token, outputs, backend) as endpoint:
+            with open_backend(api_url, token, outputs, backend, resendable) as endpoint:
                 settings = replace(
                     settings,
                     rate_limit_per_minute=default_rate_limit(endpoint, rate_limit),
@@ -181,14 +182,14 @@ def _run_plan(
 ) -> list[RowState]:
     """Poll what earlier runs submitted, submit the rest; every row's final state."""
     run_key = str(flow_run.id or time.time())
-    batches = [*_chunks(plan.to_poll, batch_size), *_chunks(plan.to_submit, batch_size)]
-    resumed = len(_chunks(plan.to_poll, batch_size))
+    resumed = _chunks(plan.to_poll, batch_size)
+    batches = [*resumed, *_chunks(plan.to_submit, batch_size)]
     try:
         # Each batch's poll is queued right behind its submit, so batches are polled (and
         # their short-lived SVG URLs downloaded) while later batches are still submitting.
         polled = []
         for i, jobs in enumerate(batches):
-            if i >= resumed:
+            if i >= len(resumed):
                 jobs = submit_batch.submit(jobs, endpoint, settings, run_key, ledger_file)
             polled.append(poll_batch.submit(jobs, endpoint, settings, out, run_key, ledger_file))
         total = len(plan.settled) + sum(1 + len(j.followers) for b in batches for j in b)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from img2svg.api.paths import SUBMIT_PATH
-from img2svg.client import AsyncImg2SvgClient, RetryPolicy, ServerError
+from img2svg.client import AsyncImg2SvgClient, NetworkError, RetryPolicy, ServerError
 from tests.helpers import LoopbackServer
 
 
@@ -24,6 +24,21 @@ def test_a_500_is_retried_only_if_the_server_dedupes_keys(honoured: bool, posts:
             ) as client:
                 await client.submit("aGVsbG8=", "fast", idempotency_key="k1")
 
-        with pytest.raises(ServerError):
+        with pytest.raises(ServerError) as raised:
             asyncio.run(submit())
         assert [path for path, _ in web.posts] == [SUBMIT_PATH] * posts
+        assert raised.value.reached_server  # a task may exist: the ledger must remember it
+
+
+def test_a_server_never_reached_is_known_not_to_have_billed() -> None:
+    with LoopbackServer() as web:
+        url = web.url  # nothing listens there once the server is closed
+    retry = RetryPolicy(attempts=2, backoff_s=0.01)
+
+    async def submit() -> None:
+        async with AsyncImg2SvgClient(url, retry=retry) as client:
+            await client.submit("aGVsbG8=", "fast", idempotency_key="k1")
+
+    with pytest.raises(NetworkError) as raised:
+        asyncio.run(submit())
+    assert raised.value.attempts == 2 and not raised.value.reached_server

@@ -210,29 +210,33 @@ class AsyncImg2SvgClient:
         faults = 0
         quota_waited = 0.0
         tries = 0
+        reached = False  # whether any attempt so far may have been acted on by the server
         while True:
             tries += 1
             try:
                 result = await call()
-            except RateLimited as error:
-                error.attempts = tries
-                delay = self.retry.delay(faults + 1, error)
-                if quota_waited + delay > self.retry.max_quota_wait_s:
-                    raise
-                quota_waited += delay
-                self.throttle.pause(delay)
-            except TransientError as error:
-                error.attempts = tries
-                faults += 1
-                if faults >= self.retry.attempts or not (
-                    safe_to_repeat or _surely_not_processed(error)
-                ):
-                    raise
-                delay = self.retry.delay(faults, error)
-                log.info("retrying in %.1f s after %s (attempt %d)", delay, error, tries)
             except Img2SvgError as error:
                 error.attempts = tries
-                raise
+                reached = reached or (
+                    isinstance(error, TransientError) and not _surely_not_processed(error)
+                )
+                error.reached_server = reached
+                if isinstance(error, RateLimited):
+                    delay = self.retry.delay(faults + 1, error)
+                    if quota_waited + delay > self.retry.max_quota_wait_s:
+                        raise
+                    quota_waited += delay
+                    self.throttle.pause(delay)
+                elif isinstance(error, TransientError):
+                    faults += 1
+                    if faults >= self.retry.attempts or not (
+                        safe_to_repeat or _surely_not_processed(error)
+                    ):
+                        raise
+                    delay = self.retry.delay(faults, error)
+                    log.info("retrying in %.1f s after %s (attempt %d)", delay, error, tries)
+                else:
+                    raise
             else:
                 if isinstance(result, SubmittedTask):
                     result = result.model_copy(update={"attempts": tries})

@@ -15,6 +15,9 @@ class Img2SvgError(Exception):
 
     retryable: bool = False
     attempts: int = 1  # how many times the client sent the request before giving up
+    # Whether any of those attempts may have been acted on (for a submission: a task may exist
+    # and be billed). False when every attempt surely failed before reaching the server.
+    reached_server: bool = True
 
 
 class TransientError(Img2SvgError):

@@ -61,11 +61,12 @@ def ledger_path(outputs: OutputStore) -> Path:
 
 @contextmanager
 def open_backend(
-    api_url: str | None, token: str | None, outputs: OutputStore, identity: str
+    api_url: str | None, token: str | None, outputs: OutputStore, identity: str, idempotent: bool
 ) -> Iterator[Endpoint]:
+    """`identity` and `idempotent` come from `backend_identity` and `resends_are_free`, which
+    answer before a run decides what to send."""
     remote = _remote_url(api_url, token)
     if remote:
-        idempotent = honours_idempotency_keys(remote)
         yield Endpoint(url=remote, token=token, identity=identity, idempotent=idempotent)
         return
     if outputs.is_local:

@@ -141,11 +141,11 @@ async def _record_submit_error(
         state.finish(RowStatus.ERROR, now, f"refused: {exc}")
     else:
         state.finish(RowStatus.ERROR, now, f"unreachable after {exc.attempts} attempts: {exc}")
-    if isinstance(exc, RefusedError) and exc.attempts <= 1:
-        # Refused at the first try: nothing was created, the next run submits afresh.
+    if not exc.reached_server:
+        # No attempt can have created a task (refused, or never connected): the next run
+        # submits afresh. Otherwise the ledger keeps `submitting`, and the next run resends it
+        # with the same idempotency key, or, where resending could bill twice, holds it back.
         await asyncio.to_thread(ledger.finished, job.key, State.REFUSED, state.error)
-    # Otherwise an earlier attempt may have reached the service: the ledger keeps `submitting`
-    # and the next run resends it with the same idempotency key rather than paying twice.
 
 
 AUTH_HELP = (

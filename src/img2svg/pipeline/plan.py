@@ -177,16 +177,9 @@ def plan_run(
     plan = Plan(to_submit=[], to_poll=[], settled=settled)
     for key, job in jobs.items():
         past = None if force else history.get(key)
-        if past is not None and _settled_from_history(job, past, svgs, backend, plan, now):
-            continue
-        if (
-            past is not None
-            and past.state == State.SUBMITTING
-            and past.backend == backend
-            and not resend_interrupted
+        if past is not None and _settled_from_history(
+            job, past, svgs, backend, plan, now, resend_interrupted=resend_interrupted
         ):
-            job.lead.finish(RowStatus.ERROR, now, _MAYBE_BILLED)
-            plan.settled.extend(job.row_states())
             continue
         if limit is not None and len(plan.to_submit) >= limit:
             for state in [job.lead, *job.followers]:
@@ -204,9 +197,20 @@ def plan_run(
 
 
 def _settled_from_history(
-    job: Job, past: Submission, svgs: _SvgCheck, backend: str, plan: Plan, now: float
+    job: Job,
+    past: Submission,
+    svgs: _SvgCheck,
+    backend: str,
+    plan: Plan,
+    now: float,
+    *,
+    resend_interrupted: bool,
 ) -> bool:
     """Apply what earlier runs did to this job; True when nothing needs submitting."""
+    if past.state == State.SUBMITTING and past.backend == backend and not resend_interrupted:
+        job.lead.finish(RowStatus.ERROR, now, _MAYBE_BILLED)
+        plan.settled.extend(job.row_states())
+        return True
     same_backend = past.backend == backend and past.task_id is not None
     if past.state == State.SUCCEEDED:
         if svgs.reuse(job, past):
