@@ -66,7 +66,7 @@ def lock_data_dir(data_dir: Path, wait_s: float = LOCK_WAIT_S) -> IO[str]:
     Waits a little, because a restarted service may race the exit of the one it replaces.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / "service.lock", "w")  # noqa: SIM115 - held until exit
+    handle = open(data_dir / "service.lock", "a+")  # noqa: SIM115 - held until exit
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -80,6 +80,8 @@ def lock_data_dir(data_dir: Path, wait_s: float = LOCK_WAIT_S) -> IO[str]:
                 ) from None
             time.sleep(0.2)
         else:
+            handle.seek(0)
+            handle.truncate()  # only once it is ours: the holder's pid stays readable till then
             handle.write(f"{os.getpid()}\n")
             handle.flush()
             return handle
