@@ -141,14 +141,17 @@ class Ledger:
         return Submission(**row) if row else None
 
     def submissions(self, keys: list[str]) -> dict[str, Submission]:
-        found: dict[str, Submission] = {}
+        return {r["key"]: Submission(**r) for r in self._select_in("submissions", "key", keys)}
+
+    def _select_in(self, table: str, column: str, values: list[str]) -> list[sqlite3.Row]:
+        """Rows whose `column` is one of `values`, in chunks SQLite's parameter limit allows."""
+        found: list[sqlite3.Row] = []
         with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
+            for start in range(0, len(values), 500):
+                chunk = values[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                query = f"SELECT * FROM submissions WHERE key IN ({marks})"
-                for row in self._db.execute(query, chunk):
-                    found[row["key"]] = Submission(**row)
+                query = f"SELECT * FROM {table} WHERE {column} IN ({marks})"
+                found.extend(self._db.execute(query, chunk))
         return found
 
     def row(self, row_id: str) -> RowRecord | None:
@@ -204,14 +207,7 @@ class Ledger:
             )
 
     def rows(self, row_ids: list[str]) -> dict[str, RowRecord]:
-        found: dict[str, RowRecord] = {}
-        with self._lock:
-            for start in range(0, len(row_ids), 500):
-                chunk = row_ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for row in self._db.execute(f"SELECT * FROM rows WHERE row_id IN ({marks})", chunk):
-                    found[row["row_id"]] = RowRecord(**row)
-        return found
+        return {r["row_id"]: RowRecord(**r) for r in self._select_in("rows", "row_id", row_ids)}
 
     def _update(self, key: str, **fields: Any) -> None:
         sets = ", ".join(f"{name} = ?" for name in fields)
