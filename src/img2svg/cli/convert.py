@@ -163,13 +163,13 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]img2svg convert failed:[/red] {reason}")
         return 2
     if args.dry_run:
-        _print_plan(out, summary, state)
+        _print_plan(out, summary)
         return 0
     _print_summary(out, summary, state)
     return 0 if state.is_completed() else 1
 
 
-def _print_plan(console: Any, counts: dict[str, int], state: Any) -> None:
+def _print_plan(console: Any, counts: dict[str, int]) -> None:
     from rich.table import Table
 
     table = Table(title="dry run: nothing was submitted", show_edge=False)

@@ -203,7 +203,7 @@ async def poll_jobs(
                             asyncio.create_task(_download(client, job, outputs, ledger, clock))
                         )
                     else:
-                        await _record_outcome(job, ledger)
+                        await _record_outcome(job, ledger, lost=not result.known)
             for task_id, job in list(pending.items()):
                 state = job.lead
                 deadline = max(state.submitted_at or started, started) + settings.poll_timeout_s
@@ -223,23 +223,23 @@ async def poll_jobs(
 _RESUME_HINT = "; the task is kept in the ledger and the next run polls it again, unpaid"
 
 
-async def _record_outcome(job: Job, ledger: Ledger) -> None:
+async def _record_outcome(job: Job, ledger: Ledger, *, lost: bool) -> None:
     """Remember a final answer that produced no SVG, so the next run knows what to do."""
-    outcome = {
-        RowStatus.FAILED: State.FAILED,
-        RowStatus.REJECTED: State.REJECTED,
-    }.get(job.lead.status)
-    if outcome is None and job.lead.error and job.lead.error.startswith(_UNKNOWN_TASK):
-        outcome = State.LOST
+    outcome = State.LOST if lost else _OUTCOMES.get(job.lead.status)
     if outcome is not None:
         await asyncio.to_thread(ledger.finished, job.key, outcome, job.lead.error)
+
+
+_OUTCOMES = {RowStatus.FAILED: State.FAILED, RowStatus.REJECTED: State.REJECTED}
 
 
 def _settle(state: RowState, result: TaskResult, now: float) -> bool:
     """Record a terminal result on the row; False while the task is still running."""
     if not result.known:
         state.finish(
-            RowStatus.ERROR, now, f"{_UNKNOWN_TASK} {result.task_id}; the next run resubmits it"
+            RowStatus.ERROR,
+            now,
+            f"the service does not know task {result.task_id}; the next run resubmits it",
         )
         return True
     if not result.sub_task_results:
@@ -266,9 +266,6 @@ def _settle(state: RowState, result: TaskResult, now: float) -> bool:
             sub.description or "rejected by content moderation (task_status 4)",
         )
     return True
-
-
-_UNKNOWN_TASK = "the service does not know task"
 
 
 async def _download(
