@@ -1,11 +1,19 @@
-"""The numbers behind "never pay twice, never lose a row", on a manifest of any size.
+"""The numbers behind "never pay twice, never lose a row", against both kinds of API.
 
-    uv run python bench/chaos.py --rows 500            # 20 % faults + 429s, then kill-and-resume
+    uv run python bench/chaos.py --rows 200          # both modes; ~5 minutes on 2 cores
+    uv run python bench/chaos.py --rows 200 --mode no-idempotency
 
-Scenario 1 runs `img2svg convert` against a service injecting 20 % transient faults (500/503,
-dropped connections, slow answers) with a concurrency cap that answers 429. Scenario 2 SIGKILLs
-the convert process group half way through and runs the same command again. Each prints rows in
-and out, statuses, and tasks created on the service against distinct images submitted.
+Against `img2svg serve` (dedupes Idempotency-Key) and `img2svg serve --no-idempotency`
+(HiDream's documented semantics: every processed POST is a new billed task), each mode runs:
+
+1. chaos: 20 % transient faults (500/503, answers dropped after the task was created, slow
+   answers) plus 429s from a concurrency cap; the same command twice. Without idempotency, the
+   lost answers leave `unconfirmed` rows; then the service is restarted without faults (the API
+   is healthy again) and `--resubmit-unconfirmed` runs once.
+2. kill and resume: SIGKILL of the convert process group half way, then the same command.
+
+Each run prints rows by status, tasks created (the service's task store), POSTs received, and
+the most tasks any one image got (1 means nothing was billed twice).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -25,6 +34,7 @@ import pandas as pd
 from img2svg.service.embedded import EmbeddedService
 
 HERE = Path(__file__).resolve().parent
+FAULTS = ["--fault-rate", "0.2", "--seed", "42", "--max-concurrency", "4"]
 
 
 def metric(url: str, name: str) -> float:
@@ -36,21 +46,30 @@ def metric(url: str, name: str) -> float:
     return 0.0
 
 
+def store_counts(data_dir: Path) -> tuple[int, int]:
+    """(tasks created, most tasks for one image), read from the service's own task store."""
+    with sqlite3.connect(data_dir / "tasks.sqlite3") as db:
+        (tasks,) = db.execute("SELECT COUNT(*) FROM tasks").fetchone()
+        most = db.execute(
+            "SELECT COUNT(*) FROM tasks GROUP BY body_hash ORDER BY 1 DESC LIMIT 1"
+        ).fetchone()
+    return tasks, most[0] if most else 0
+
+
 def make_manifest(root: Path, rows: int) -> int:
     subprocess.run(
         [sys.executable, str(HERE / "make_manifest.py"), str(root), "--rows", str(rows),
-         "--duplicates", "0.1", "--seed", "1"],
+         "--seed", "1"],
         check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    frame = pd.read_csv(root / "manifest.csv")
-    return frame["image_url"].nunique()
+    return pd.read_csv(root / "manifest.csv")["image_url"].nunique()
 
 
-def command(root: Path, out: Path, url: str, rate: int) -> list[str]:
+def command(root: Path, out: Path, url: str, rate: int, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "img2svg.cli", "convert", str(root / "manifest.csv"),
         "--out", str(out), "--api-url", url, "--id-column", "id",
-        "--rate-limit", str(rate), "--batch-size", "50", "--max-failure-ratio", "1",
+        "--rate-limit", str(rate), "--batch-size", "50", "--max-failure-ratio", "1", *extra,
     ]  # fmt: skip
 
 
@@ -60,41 +79,65 @@ def environment(root: Path) -> dict[str, str]:
     return env
 
 
-def report(label: str, out: Path, url: str, rows: int, distinct: int, seconds: float) -> None:
-    results = pd.read_parquet(out / "results.parquet")
-    counts = results["status"].value_counts().to_dict()
-    print(f"\n== {label}")
-    print(f"rows in {rows}, rows out {len(results)} (unique ids: {results['row_id'].is_unique})")
-    print(f"statuses: {counts}")
+class Counter:
+    """Tasks and POSTs of one service data dir, across restarts (metrics restart at zero)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.posts_before_restarts = 0
+
+    def posts(self, url: str) -> int:
+        return self.posts_before_restarts + int(metric(url, "img2svg_submit_requests_total"))
+
+
+def run(label: str, cmd: list[str], root: Path, service: EmbeddedService, counter: Counter):
+    tasks_before, _ = store_counts(counter.data_dir)
+    posts_before = counter.posts(service.url)
+    started = time.monotonic()
+    done = subprocess.run(cmd, env=environment(root), capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    results = pd.read_parquet(Path(cmd[cmd.index("--out") + 1]) / "results.parquet")
+    tasks, most = store_counts(counter.data_dir)
+    statuses = results["status"].value_counts().to_dict()
+    print(f"\n== {label}  ({seconds:.1f} s, exit {done.returncode})")
+    print(f"rows out {len(results)} (unique ids: {results['row_id'].is_unique}); {statuses}")
     print(
-        f"tasks created on the service: {int(metric(url, 'img2svg_tasks_created_total'))}"
-        f" / distinct images: {distinct}"
+        f"tasks created: {tasks - tasks_before} (total {tasks}); "
+        f"POSTs received: {counter.posts(service.url) - posts_before}; "
+        f"most tasks for one image: {most}"
     )
-    print(f"submit POSTs received: {int(metric(url, 'img2svg_submit_requests_total'))}")
-    print(f"wall time: {seconds:.1f} s")
+    return results
 
 
-def chaos(root: Path, rows: int, distinct: int) -> None:
-    with EmbeddedService(
-        root / "svc-chaos",
-        extra_args=["--fault-rate", "0.2", "--seed", "42", "--max-concurrency", "4"],
-    ) as service:
-        started = time.monotonic()
-        run = subprocess.run(
-            command(root, root / "out-chaos", service.url, 0),
-            env=environment(root),
-            capture_output=True,
-            text=True,
-        )
-        seconds = time.monotonic() - started
-        print(run.stdout)
-        report("20 % faults + 429s", root / "out-chaos", service.url, rows, distinct, seconds)
-        print(f"exit status: {run.returncode}")
+def chaos(root: Path, distinct: int, deduped: bool) -> None:
+    mode = [] if deduped else ["--no-idempotency"]
+    data_dir = root / f"svc-chaos-{deduped}"
+    counter = Counter(data_dir)
+    out = root / f"out-chaos-{deduped}"
+    service = EmbeddedService(data_dir, extra_args=[*FAULTS, *mode]).start()
+    try:
+        cmd = command(root, out, service.url, 0)
+        run("chaos, first run", cmd, root, service, counter)
+        second = run("chaos, same command again", cmd, root, service, counter)
+        counter.posts_before_restarts = counter.posts(service.url)
+    finally:
+        service.stop()
+    unconfirmed = int((second["status"] == "unconfirmed").sum())
+    if deduped or not unconfirmed:
+        return
+    print(f"\n{unconfirmed} rows unconfirmed; the service is restarted without faults")
+    with EmbeddedService(data_dir, extra_args=mode) as healthy:
+        cmd = command(root, out, healthy.url, 0, "--resubmit-unconfirmed")
+        run("--resubmit-unconfirmed", cmd, root, healthy, counter)
+    print(f"(expected: {unconfirmed} tasks created, {unconfirmed} POSTs)")
 
 
-def kill_and_resume(root: Path, rows: int, distinct: int) -> None:
-    with EmbeddedService(root / "svc-kill", extra_args=["--latency", "0.05"]) as service:
-        cmd = command(root, root / "out-kill", service.url, 600)
+def kill_and_resume(root: Path, distinct: int, deduped: bool) -> None:
+    mode = [] if deduped else ["--no-idempotency"]
+    data_dir = root / f"svc-kill-{deduped}"
+    counter = Counter(data_dir)
+    with EmbeddedService(data_dir, extra_args=["--latency", "0.05", *mode]) as service:
+        cmd = command(root, root / f"out-kill-{deduped}", service.url, 600)
         started = time.monotonic()
         first = subprocess.Popen(
             cmd,
@@ -109,32 +152,28 @@ def kill_and_resume(root: Path, rows: int, distinct: int) -> None:
             time.sleep(0.05)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-        at_kill = int(metric(service.url, "img2svg_tasks_created_total"))
-        print(f"\nSIGKILL after {time.monotonic() - started:.1f} s with {at_kill} tasks created")
-        rerun = subprocess.run(cmd, env=environment(root), capture_output=True, text=True)
-        seconds = time.monotonic() - started
-        report(
-            "kill at half way, then rerun", root / "out-kill", service.url, rows, distinct, seconds
-        )
-        created = int(metric(service.url, "img2svg_tasks_created_total"))
+        at_kill, _ = store_counts(data_dir)
+        posts = counter.posts(service.url)
         print(
-            f"tasks created by the rerun: {created - at_kill} "
-            f"(= distinct {distinct} - created before the kill {at_kill}: "
-            f"{created - at_kill == distinct - at_kill})"
+            f"\n== SIGKILL after {time.monotonic() - started:.1f} s: {at_kill} tasks, {posts} POSTs"
         )
-        print(f"exit status: {rerun.returncode}")
+        run("kill at half way, then the same command", cmd, root, service, counter)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=500)
+    parser.add_argument("--rows", type=int, default=200, help="distinct images")
+    parser.add_argument("--mode", choices=["both", "idempotent", "no-idempotency"], default="both")
     args = parser.parse_args()
+    modes = {"both": [True, False], "idempotent": [True], "no-idempotency": [False]}[args.mode]
     with tempfile.TemporaryDirectory(prefix="img2svg-chaos-") as tmp:
         root = Path(tmp)
         distinct = make_manifest(root, args.rows)
         print(f"manifest: {args.rows} rows, {distinct} distinct images")
-        chaos(root, args.rows, distinct)
-        kill_and_resume(root, args.rows, distinct)
+        for deduped in modes:
+            print(f"\n######## {'img2svg serve' if deduped else 'img2svg serve --no-idempotency'}")
+            chaos(root, distinct, deduped)
+            kill_and_resume(root, distinct, deduped)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Run it from the CLI (`img2svg convert`), from a deployment (`prefect.yaml`), or 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -79,6 +80,7 @@ def convert(
     force: bool = False,
     dry_run: bool = False,
     limit: int | None = None,
+    resubmit_unconfirmed: bool = False,
     submission_limit: str | None = SHARED_LIMIT,
 ) -> State:
     """Convert every image of a manifest to SVG.
@@ -103,6 +105,8 @@ def convert(
         dry_run: Only count what would be submitted (the cost) and submit nothing.
         limit: Submit at most this many new tasks in this run; the rest are `skipped` and
             picked up by the next run.
+        resubmit_unconfirmed: Submit again the `unconfirmed` rows (sent earlier, answer lost,
+            maybe billed) and nothing else; use it after checking the account's task list.
         submission_limit: Name of a Prefect global concurrency limit (used as a rate limit)
             that every submission to a remote API takes a slot of, so that all runs of all
             deployments together stay within the API's quota; ignored if it does not exist.
@@ -143,6 +147,7 @@ def convert(
             limit=limit,
             dry_run=dry_run,
             resend_interrupted=resendable,
+            resubmit_unconfirmed=resubmit_unconfirmed,
         )
         counts = plan.counts()
         logger.info("plan: %s", counts)
@@ -201,6 +206,18 @@ def _run_plan(
 T = TypeVar("T")
 
 
+def _in_ui(what: str, call: Callable[[], T]) -> T | None:
+    """Progress in the Prefect UI is a courtesy: a hiccup of the Prefect API while showing it
+    must not stop a run whose tasks are already paid for before its results are written."""
+    try:
+        return call()
+    except Exception as exc:
+        get_run_logger().warning(
+            "could not %s (%s: %s); the run goes on", what, type(exc).__name__, exc
+        )
+        return None
+
+
 def _chunks(items: list[T], size: int) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -234,8 +251,11 @@ def _collect(
     total: int,
 ) -> list[RowState]:
     """Gather batch results as they finish, updating progress; a crashed batch keeps its rows."""
-    artifact_id = create_progress_artifact(
-        progress=0.0, key="img2svg-progress", description=f"Rows finished of {total}"
+    artifact_id = _in_ui(
+        "create the progress artifact",
+        lambda: create_progress_artifact(
+            progress=0.0, key="img2svg-progress", description=f"Rows finished of {total}"
+        ),
     )
     batch_of = {future.task_run_id: batch for future, batch in zip(polled, batches, strict=True)}
     states: list[RowState] = []
@@ -245,7 +265,12 @@ def _collect(
 
     def report() -> None:
         done = len(settled) + len(states)
-        update_progress_artifact(artifact_id=artifact_id, progress=100.0 * done / max(total, 1))
+        if artifact_id is not None:
+            share = 100.0 * done / max(total, 1)
+            _in_ui(
+                "update the progress artifact",
+                lambda: update_progress_artifact(artifact_id=artifact_id, progress=share),
+            )
         progress.report(done, total, counts)
 
     report()

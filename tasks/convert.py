@@ -3,8 +3,10 @@
 Each task run handles a whole batch with concurrent HTTP calls inside it: task runs cost
 milliseconds each and the Prefect UI struggles with tens of thousands of them. Per-request
 retries happen in the client; the task-level retries below cover a batch that failed as a whole
-(a crash of the worker thread, an unexpected error), and are safe because every submission is
-in the ledger with its idempotency key, and polling is read-only.
+(a crash of the worker thread, an unexpected error). A retried submit cannot bill twice: the
+ledger claims each idempotency key right before its POST leaves, and a retry finds the key
+claimed (it polls the task, or reports the row unconfirmed) instead of sending it again.
+Polling is read-only.
 """
 
 from __future__ import annotations

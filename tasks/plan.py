@@ -34,6 +34,7 @@ def plan_conversions(
     limit: int | None,
     dry_run: bool = False,
     resend_interrupted: bool = True,
+    resubmit_unconfirmed: bool = False,
 ) -> Plan:
     with Ledger(Path(ledger_file)) as ledger:
         return plan_run(
@@ -47,4 +48,5 @@ def plan_conversions(
             limit=limit,
             dry_run=dry_run,
             resend_interrupted=resend_interrupted,
+            resubmit_unconfirmed=resubmit_unconfirmed,
         )

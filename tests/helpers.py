@@ -80,6 +80,7 @@ class LoopbackServer:
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
+        self.post_routes: dict[str, Route] = {}  # fixed answers to POSTs, by path
         self.posts: list[tuple[str, bytes]] = []
         self.requests: list[tuple[str, str]] = []
         self.post_status: Callable[[str], int] = lambda path: 200
@@ -100,6 +101,9 @@ class LoopbackServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                self.answer(route, method)
+
+            def answer(self, route: Route, method: str) -> None:
                 if route.delay_s:
                     time.sleep(route.delay_s)
                 self.send_response(route.status)
@@ -108,7 +112,7 @@ class LoopbackServer:
                 for k, v in route.headers.items():
                     self.send_header(k, v)
                 self.end_headers()
-                if method == "GET":
+                if method != "HEAD":
                     with contextlib.suppress(OSError):
                         self.wfile.write(route.body)
 
@@ -117,6 +121,10 @@ class LoopbackServer:
                 body = self.rfile.read(length)
                 owner.requests.append(("POST", self.path))
                 owner.posts.append((self.path, body))
+                route = owner.post_routes.get(self.path.split("?")[0])
+                if route is not None:
+                    self.answer(route, "POST")
+                    return
                 status = owner.post_status(self.path)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

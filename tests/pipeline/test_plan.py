@@ -34,7 +34,15 @@ def _plan(tmp_path: Path, ledger: Ledger, **options):
 def test_an_interrupted_submission_is_resent_only_where_resending_is_free(tmp_path: Path):
     with Ledger(tmp_path / "ledger.sqlite3") as ledger:
         key = submission_key("sha256:a", "fast")
-        ledger.begin(key, fingerprint="sha256:a", mode="fast", backend="http://api", idem_key="k")
+        ledger.claim(
+            key,
+            fingerprint="sha256:a",
+            mode="fast",
+            backend="http://api",
+            idem_key="k",
+            token_id=None,
+            resend_ok=False,
+        )
 
         free = _plan(tmp_path, ledger)
         assert [job.key for job in free.to_submit] == [key, submission_key("sha256:b", "fast")]
@@ -45,11 +53,18 @@ def test_an_interrupted_submission_is_resent_only_where_resending_is_free(tmp_pa
         assert [job.key for job in costly.to_submit] == [submission_key("sha256:b", "fast")]
         held = {s.row_id: s for s in costly.settled}
         assert held.keys() == {"a", "c"}
-        assert all(s.status is RowStatus.ERROR for s in held.values())
-        assert "may have been billed" in held["a"].error and "--force" in held["a"].error
+        assert all(s.status is RowStatus.UNCONFIRMED for s in held.values())
+        assert "may have been billed" in held["a"].error
+        assert "--resubmit-unconfirmed" in held["a"].error
 
         forced = _plan(tmp_path, ledger, resend_interrupted=False, force=True)
         assert len(forced.to_submit) == 2 and forced.to_submit[0].idem_key != "k"
+
+        # Exactly the unconfirmed image, with a new key; the other waits for a normal run.
+        again = _plan(tmp_path, ledger, resend_interrupted=False, resubmit_unconfirmed=True)
+        assert [job.key for job in again.to_submit] == [key]
+        assert again.to_submit[0].idem_key != "k"
+        assert [(s.row_id, s.status) for s in again.settled] == [("b", RowStatus.SKIPPED)]
 
 
 def test_dry_run_counts(tmp_path: Path) -> None:

@@ -28,3 +28,22 @@ def test_key_reused_for_another_request_is_refused(api: httpx.Client) -> None:
         SUBMIT, json={"image": b64(logo_png(24)), "mode": "slow"}, headers={"Idempotency-Key": "k"}
     ).json()
     assert clash["code"] == ErrorCode.IDEMPOTENCY_CONFLICT
+
+
+def test_no_idempotency_bills_every_post_as_hidream_does(start_service) -> None:
+    service = start_service("--no-idempotency")
+    with httpx.Client(base_url=service.url, timeout=30) as api:
+        assert api.get("/healthz").json()["idempotency_keys"] is False
+        body = {"image": b64(logo_png(24)), "mode": "fast"}
+        key = {"Idempotency-Key": "row-1"}
+        first = api.post(SUBMIT, json=body, headers=key).json()
+        again = api.post(SUBMIT, json=body, headers=key).json()
+        clash = api.post(SUBMIT, json={**body, "mode": "slow"}, headers=key).json()
+        assert first["code"] == again["code"] == clash["code"] == 0
+        ids = {r["result"]["task_id"] for r in (first, again, clash)}
+        assert len(ids) == 3
+        assert metric(api, "img2svg_tasks_created_total") == 3
+
+
+def test_healthz_advertises_deduped_keys_by_default(api: httpx.Client) -> None:
+    assert api.get("/healthz").json()["idempotency_keys"] is True

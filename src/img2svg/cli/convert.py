@@ -107,6 +107,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="submit at most N new tasks in this run; the remaining rows are 'skipped' and the "
         "next run continues with them",
     )
+    p.add_argument(
+        "--resubmit-unconfirmed",
+        action="store_true",
+        help="submit again the rows reported 'unconfirmed' (sent earlier, answer lost, maybe "
+        "billed) and nothing else; first check the account's task list for them",
+    )
     p.add_argument("--verbose", action="store_true", help="show Prefect's logs")
     p.set_defaults(handler=run)
 
@@ -140,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         "force": args.force,
         "dry_run": args.dry_run,
         "limit": args.limit,
+        "resubmit_unconfirmed": args.resubmit_unconfirmed,
     }
     from flows.convert import convert
 

@@ -100,6 +100,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="fetch image URLs and call notify_urls on loopback/private networks",
     )
     p.add_argument(
+        "--no-idempotency",
+        action="store_true",
+        help="behave as HiDream documents: ignore Idempotency-Key, so every processed POST "
+        "creates (bills) a new task; /healthz then says idempotency_keys: false",
+    )
+    p.add_argument(
         "--task-timeout",
         type=float,
         default=120.0,
@@ -136,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         rate_limit_per_minute=args.rate_limit,
         max_concurrency=args.max_concurrency,
         allow_private_urls=args.allow_private_urls,
+        idempotency_keys=not args.no_idempotency,
         workers=args.workers,
         max_image_bytes=args.max_image_bytes,
         fetch_timeout_s=args.fetch_timeout,

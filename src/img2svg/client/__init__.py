@@ -1,7 +1,9 @@
 """Async client for HiDream's img2svg API (and the local service that speaks it)."""
 
+from img2svg.client.answers import UNKNOWN_TASK_CODES
 from img2svg.client.client import HIDREAM_URL, AsyncImg2SvgClient, RetryPolicy
 from img2svg.client.errors import (
+    AcceptedUnreadable,
     ApiRefused,
     BadResponse,
     ClientError,
@@ -9,16 +11,19 @@ from img2svg.client.errors import (
     NetworkError,
     RateLimited,
     RefusedError,
+    ResultUrlGone,
     ServerError,
     SubmissionsHalted,
     TransientError,
     Unauthorized,
 )
-from img2svg.client.models import SubmittedTask, SubTaskResult, TaskResult, TaskStatus
+from img2svg.client.models import SubmittedTask, TaskStatus, TaskView, Verdict
 from img2svg.client.throttle import Throttle
 
 __all__ = [
     "HIDREAM_URL",
+    "UNKNOWN_TASK_CODES",
+    "AcceptedUnreadable",
     "ApiRefused",
     "AsyncImg2SvgClient",
     "BadResponse",
@@ -27,14 +32,15 @@ __all__ = [
     "NetworkError",
     "RateLimited",
     "RefusedError",
+    "ResultUrlGone",
     "RetryPolicy",
     "ServerError",
-    "SubTaskResult",
     "SubmissionsHalted",
     "SubmittedTask",
-    "TaskResult",
     "TaskStatus",
+    "TaskView",
     "Throttle",
     "TransientError",
     "Unauthorized",
+    "Verdict",
 ]

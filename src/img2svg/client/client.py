@@ -1,9 +1,10 @@
 """An async client for HiDream's img2svg interface (and `img2svg serve`, which speaks it too).
 
 One `AsyncImg2SvgClient` holds one pooled httpx connection pool. Transient faults are retried
-here with backoff and Retry-After; what remains is raised as a typed error (see `errors`).
-Submissions are retried only when a retry cannot create a second, billed task: when the request
-never reached the server, or when it carries an Idempotency-Key.
+here with backoff and Retry-After; what remains is raised as a typed error (see `errors`); what
+each answer means is read in one place (`answers`). Submissions are retried only when a retry
+cannot create a second, billed task: when the request never reached the server, or when it
+carries an Idempotency-Key that the server is known to dedupe.
 """
 
 from __future__ import annotations
@@ -12,17 +13,24 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from img2svg import __version__
-from img2svg.api.codes import ErrorCode
 from img2svg.api.paths import BATCH_RESULTS_PATH, RESULTS_PATH, SUBMIT_PATH, SYNC_PATH
+from img2svg.client.answers import (
+    UNKNOWN_TASK_CODES,
+    raise_for_http_status,
+    read_batch,
+    read_envelope,
+    read_single,
+    read_submission,
+)
 from img2svg.client.errors import (
     ApiRefused,
     BadResponse,
@@ -30,19 +38,21 @@ from img2svg.client.errors import (
     Img2SvgError,
     NetworkError,
     RateLimited,
+    ResultUrlGone,
     ServerError,
     SubmissionsHalted,
     TransientError,
-    Unauthorized,
 )
-from img2svg.client.models import SubmittedTask, TaskResult
+from img2svg.client.models import SubmittedTask, TaskView
 from img2svg.client.throttle import Throttle
+from img2svg.net.fetch import FetchError, FetchLimits, fetch_url
 
 log = logging.getLogger("img2svg.client")
 
 HIDREAM_URL = "https://www.hidreamai.com"
 MAX_BATCH_IDS = 100
 T = TypeVar("T")
+BeforeSend = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,9 @@ class RetryPolicy:
     """How long to keep trying.
 
     Faults (network, 5xx) are retried `attempts` times with exponential backoff. Quota answers
-    (429) are not faults: they are waited out, as the server's Retry-After says, for up to
-    `max_quota_wait_s` in total per request.
+    (429) are not faults: they are waited out for up to `max_quota_wait_s` in total per request,
+    each wait as long as the server's Retry-After but never shorter than the backoff of that
+    many consecutive 429s (a `Retry-After: 0` must not become a hot loop).
     """
 
     attempts: int = 6
@@ -60,15 +71,21 @@ class RetryPolicy:
     max_retry_after_s: float = 120.0
     max_quota_wait_s: float = 3600.0
 
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+
     def delay(self, attempt: int, error: TransientError) -> float:
+        if isinstance(error, RateLimited):
+            return min(
+                max(error.retry_after_s or 0.0, self.backoff(attempt)), self.max_retry_after_s
+            )
         if error.retry_after_s is not None:
             return min(error.retry_after_s, self.max_retry_after_s)
-        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-        return base * (0.5 + random.random() / 2)
+        return self.backoff(attempt) * (0.5 + random.random() / 2)
 
 
 class AsyncImg2SvgClient:
-    """Typed calls for submit, result, batch result and sync; use as `async with`."""
+    """Typed calls for submit, result, batch result, sync and download; use as `async with`."""
 
     def __init__(
         self,
@@ -83,11 +100,16 @@ class AsyncImg2SvgClient:
         throttle: Throttle | None = None,
         max_download_bytes: int = 50 * 1024 * 1024,
         honours_idempotency_keys: bool = False,
+        unknown_task_codes: Collection[int] = UNKNOWN_TASK_CODES,
+        allow_private_downloads: bool = False,
     ) -> None:
         """`honours_idempotency_keys`: the server returns the same task for a repeated
-        Idempotency-Key (img2svg serve does; HiDream does not say so), which makes it safe to
-        repeat a submission whose answer was lost."""
+        Idempotency-Key (img2svg serve says so; HiDream does not), which makes it safe to
+        repeat a submission whose answer was lost. `unknown_task_codes`: the per-task codes
+        that mean "no such task". Result URLs are downloaded from the API's own host, or from
+        public hosts only unless `allow_private_downloads`."""
         self.honours_idempotency_keys = honours_idempotency_keys
+        self.unknown_task_codes = frozenset(unknown_task_codes)
         headers = {"User-Agent": f"img2svg/{__version__}", "X-accept-language": language}
         if user_id:
             headers["API-User-ID"] = user_id
@@ -95,9 +117,21 @@ class AsyncImg2SvgClient:
         self.base_url = base_url.rstrip("/")
         self.retry = retry
         self.throttle = throttle or Throttle()
-        self.max_download_bytes = max_download_bytes
+        api_host = urlsplit(self.base_url).hostname or ""
+        self.download_limits = FetchLimits(
+            max_bytes=max_download_bytes,
+            timeout_s=timeout_s,
+            allow_private=allow_private_downloads,
+            trusted_hosts=frozenset({api_host}),
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=max_connections),
+        )
+        # Result URLs get no Authorization header: the token goes to the API only.
+        self._downloads = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(timeout_s),
             limits=httpx.Limits(max_connections=max_connections),
@@ -117,11 +151,12 @@ class AsyncImg2SvgClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._downloads.aclose()
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
-    # -- the four API calls -------------------------------------------------------------------
+    # -- the API calls ------------------------------------------------------------------------
 
     async def submit(
         self,
@@ -130,7 +165,10 @@ class AsyncImg2SvgClient:
         *,
         notify_url: str | None = None,
         idempotency_key: str | None = None,
+        before_send: BeforeSend | None = None,
     ) -> SubmittedTask:
+        """Create one (billed) task. `before_send` is awaited right before each POST goes on
+        the wire, after every wait: the caller records there that a task may now exist."""
         body: dict[str, Any] = {"image": image, "mode": mode}
         if notify_url:
             body["notify_url"] = notify_url
@@ -140,32 +178,35 @@ class AsyncImg2SvgClient:
             await self.throttle.wait_for_submission_slot()
             if self.throttle.halted:
                 raise SubmissionsHalted(self.throttle.halted)
-            result = await self._call("POST", SUBMIT_PATH, json_body=body, headers=headers)
-            return _parse(SubmittedTask, result)
+            result = await self._call(
+                "POST", SUBMIT_PATH, json_body=body, headers=headers, before_send=before_send
+            )
+            return read_submission(result)
 
         keyed = idempotency_key is not None and self.honours_idempotency_keys
         return await self._with_retries(once, safe_to_repeat=keyed)
 
-    async def result(self, task_id: str) -> TaskResult:
-        async def once() -> TaskResult:
-            result = await self._call("GET", RESULTS_PATH, params={"task_id": task_id})
-            return _parse(TaskResult, result)
+    async def result(self, task_id: str) -> TaskView:
+        async def once() -> TaskView:
+            try:
+                result = await self._call("GET", RESULTS_PATH, params={"task_id": task_id})
+            except ApiRefused as refused:
+                return read_single(task_id, refused, None, unknown_codes=self.unknown_task_codes)
+            return read_single(task_id, None, result, unknown_codes=self.unknown_task_codes)
 
         return await self._with_retries(once, safe_to_repeat=True)
 
-    async def results(self, task_ids: Sequence[str]) -> list[TaskResult]:
-        """Batch query, chunked to the API's size limit; one entry per id, in order."""
-        out: list[TaskResult] = []
+    async def results(self, task_ids: Sequence[str]) -> list[TaskView]:
+        """Batch query, chunked to the API's size limit; one view per id, in order."""
+        out: list[TaskView] = []
         for start in range(0, len(task_ids), MAX_BATCH_IDS):
             chunk = list(task_ids[start : start + MAX_BATCH_IDS])
 
-            async def once(chunk: list[str] = chunk) -> list[TaskResult]:
+            async def once(chunk: list[str] = chunk) -> list[TaskView]:
                 result = await self._call(
                     "POST", BATCH_RESULTS_PATH, json_body={"task_id_list": chunk}
                 )
-                if not isinstance(result, list):
-                    raise BadResponse("batch result is not a list")
-                return [_parse(TaskResult, item) for item in result]
+                return read_batch(result, chunk, unknown_codes=self.unknown_task_codes)
 
             out.extend(await self._with_retries(once, safe_to_repeat=True))
         return out
@@ -182,25 +223,17 @@ class AsyncImg2SvgClient:
         return await self._with_retries(once, safe_to_repeat=False)
 
     async def download(self, url: str) -> bytes:
-        """Fetch a result SVG (no auth header: result URLs are public, short-lived links)."""
+        """Fetch a result SVG, following redirects (each hop passes the private-network guard,
+        the API's own host excepted). `ResultUrlGone` (403/404/410) means the link expired:
+        ask the task for a fresh one."""
 
         async def once() -> bytes:
             async with self.throttle.request_slot():
                 try:
-                    async with self._http.stream("GET", url) as response:
-                        self._raise_for_http_status(response, await _peek_json(response))
-                        chunks, size = [], 0
-                        async for chunk in response.aiter_bytes():
-                            size += len(chunk)
-                            if size > self.max_download_bytes:
-                                raise ClientError(
-                                    f"SVG larger than {self.max_download_bytes} bytes",
-                                    status_code=response.status_code,
-                                )
-                            chunks.append(chunk)
-                        return b"".join(chunks)
-                except httpx.HTTPError as exc:
-                    raise _network_error(exc) from None
+                    fetched = await fetch_url(self._downloads, url, self.download_limits)
+                except FetchError as exc:
+                    raise _download_error(exc) from None
+            return fetched.content
 
         return await self._with_retries(once, safe_to_repeat=True)
 
@@ -208,6 +241,7 @@ class AsyncImg2SvgClient:
 
     async def _with_retries(self, call: Callable[[], Awaitable[T]], *, safe_to_repeat: bool) -> T:
         faults = 0
+        quota_waits = 0
         quota_waited = 0.0
         tries = 0
         reached = False  # whether any attempt so far may have been acted on by the server
@@ -217,12 +251,11 @@ class AsyncImg2SvgClient:
                 result = await call()
             except Img2SvgError as error:
                 error.attempts = tries
-                reached = reached or (
-                    isinstance(error, TransientError) and not _surely_not_processed(error)
-                )
+                reached = reached or error.maybe_processed
                 error.reached_server = reached
                 if isinstance(error, RateLimited):
-                    delay = self.retry.delay(faults + 1, error)
+                    quota_waits += 1
+                    delay = self.retry.delay(quota_waits, error)
                     if quota_waited + delay > self.retry.max_quota_wait_s:
                         raise
                     quota_waited += delay
@@ -230,7 +263,7 @@ class AsyncImg2SvgClient:
                 elif isinstance(error, TransientError):
                     faults += 1
                     if faults >= self.retry.attempts or not (
-                        safe_to_repeat or _surely_not_processed(error)
+                        safe_to_repeat or not error.maybe_processed
                     ):
                         raise
                     delay = self.retry.delay(faults, error)
@@ -239,7 +272,7 @@ class AsyncImg2SvgClient:
                     raise
             else:
                 if isinstance(result, SubmittedTask):
-                    result = result.model_copy(update={"attempts": tries})
+                    result = SubmittedTask(result.task_id, result.sub_task_ids, attempts=tries)
                 return result
             await asyncio.sleep(delay)
 
@@ -251,12 +284,15 @@ class AsyncImg2SvgClient:
         json_body: Any = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        before_send: BeforeSend | None = None,
     ) -> Any:
         content = json.dumps(json_body).encode() if json_body is not None else None
         request_headers = {**self._auth(), **(headers or {})}
         if content is not None:
             request_headers["Content-Type"] = "application/json"
         async with self.throttle.request_slot():
+            if before_send is not None:
+                await before_send()
             try:
                 response = await self._http.request(
                     method, path, content=content, params=params, headers=request_headers
@@ -267,59 +303,8 @@ class AsyncImg2SvgClient:
             payload = response.json()
         except ValueError:
             payload = None
-        self._raise_for_http_status(response, payload)
-        if not isinstance(payload, dict) or "code" not in payload:
-            raise BadResponse(f"{method} {path}: answer is not an API envelope")
-        code = payload["code"]
-        if code != 0:
-            message = str(payload.get("message", ""))
-            try:
-                known = ErrorCode(code)
-            except ValueError:
-                known = None
-            if known is not None and known.retryable:
-                raise ServerError(f"API error {code}: {message}", status_code=response.status_code)
-            raise ApiRefused(int(code), message)
-        return payload.get("result")
-
-    @staticmethod
-    def _raise_for_http_status(response: httpx.Response, payload: Any) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        message = f"HTTP {status}"
-        if isinstance(payload, dict) and payload.get("message"):
-            message += f": {payload['message']}"
-        retry_after = _retry_after(response)
-        if status == 429:
-            raise RateLimited(message, retry_after_s=retry_after)
-        if status >= 500:
-            raise ServerError(message, status_code=status, retry_after_s=retry_after)
-        if status in (401, 403):
-            raise Unauthorized(message)
-        raise ClientError(message, status_code=status)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _parse(model: type[M], payload: Any) -> M:
-    """A code-0 answer of the wrong shape is a bad response, not a crash of the caller."""
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        problems = exc.error_count()
-        raise BadResponse(f"unexpected {model.__name__} shape ({problems} problems)") from None
-
-
-async def _peek_json(response: httpx.Response) -> Any:
-    if response.status_code < 400:
-        return None
-    await response.aread()
-    try:
-        return response.json()
-    except ValueError:
-        return None
+        raise_for_http_status(response.status_code, payload, _retry_after(response))
+        return read_envelope(f"{method} {path}", payload)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -330,17 +315,19 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _surely_not_processed(error: TransientError) -> bool:
-    """True when the server cannot have acted on the request, so repeating it costs nothing."""
-    if isinstance(error, NetworkError):
-        return not error.maybe_processed
-    if isinstance(error, ServerError):
-        return error.status_code == 503
-    return isinstance(error, RateLimited)
-
-
 def _network_error(exc: httpx.HTTPError) -> Img2SvgError:
     never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     name = type(exc).__name__
     detail = str(exc)
     return NetworkError(f"{name}: {detail}" if detail else name, maybe_processed=not never_sent)
+
+
+def _download_error(exc: FetchError) -> Img2SvgError:
+    status = exc.status_code
+    if exc.kind == "http_status" and status in (403, 404, 410):
+        return ResultUrlGone(f"result URL: {exc.reason}", status_code=status)
+    if exc.kind == "http_status" and status is not None and status >= 500:
+        return ServerError(f"result URL: {exc.reason}", status_code=status)
+    if exc.kind in ("timeout", "network"):
+        return NetworkError(f"result URL: {exc.reason}")
+    return ClientError(f"result URL: {exc.reason}", status_code=status or 0)

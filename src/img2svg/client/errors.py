@@ -1,8 +1,22 @@
 """What can go wrong talking to the API, split by what the caller should do about it.
 
-`TransientError` and its subclasses mean "the same request may work later" (network faults,
-timeouts, 5xx, 429 with Retry-After). `RefusedError` and its subclasses mean "this request will
-never work" (`code != 0`, 4xx). Messages never contain the token.
+    Img2SvgError
+     ├── TransientError          the same request may work later
+     │    ├── NetworkError       no (complete) answer: refused, dropped, timed out
+     │    ├── ServerError        HTTP 5xx, or a business code the server marks retryable
+     │    └── RateLimited        HTTP 429: quota used up for now
+     ├── RefusedError            this request will never work as it is
+     │    ├── ApiRefused         HTTP 200 with code != 0
+     │    ├── Unauthorized       HTTP 401/403 on an API call
+     │    ├── ClientError        another 4xx
+     │    │    └── ResultUrlGone  403/404/410 on a result URL: poll again for a fresh one
+     │    ├── BadResponse        an answer that is not the documented shape
+     │    └── SubmissionsHalted  not sent: the run stopped submitting
+     └── AcceptedUnreadable      code 0 to a submission, but no readable task id
+
+Every error says whether the server may have acted on the request (`maybe_processed`): for a
+submission, whether a billed task may exist. The client adds `reached_server`, the same over
+every attempt it made. Messages never contain the token.
 """
 
 from __future__ import annotations
@@ -16,8 +30,13 @@ class Img2SvgError(Exception):
     retryable: bool = False
     attempts: int = 1  # how many times the client sent the request before giving up
     # Whether any of those attempts may have been acted on (for a submission: a task may exist
-    # and be billed). False when every attempt surely failed before reaching the server.
+    # and be billed). False when every attempt surely failed before the server acted.
     reached_server: bool = True
+
+    @property
+    def maybe_processed(self) -> bool:
+        """Whether the server may have acted on this one attempt; unknown means yes."""
+        return True
 
 
 class TransientError(Img2SvgError):
@@ -39,7 +58,11 @@ class NetworkError(TransientError):
 
     def __init__(self, message: str, *, maybe_processed: bool = True) -> None:
         super().__init__(message)
-        self.maybe_processed = maybe_processed
+        self._maybe_processed = maybe_processed
+
+    @property
+    def maybe_processed(self) -> bool:
+        return self._maybe_processed
 
 
 class ServerError(TransientError):
@@ -49,13 +72,25 @@ class ServerError(TransientError):
         super().__init__(message, retry_after_s=retry_after_s)
         self.status_code = status_code
 
+    @property
+    def maybe_processed(self) -> bool:
+        return self.status_code != 503  # "unavailable": refused before any work
+
 
 class RateLimited(TransientError):
     """HTTP 429: the account's rate or concurrency quota is used up for now."""
 
+    @property
+    def maybe_processed(self) -> bool:
+        return False
+
 
 class RefusedError(Img2SvgError):
     """The request will not succeed as it is; do not retry it."""
+
+    @property
+    def maybe_processed(self) -> bool:
+        return False
 
 
 class ApiRefused(RefusedError):
@@ -86,9 +121,25 @@ class ClientError(RefusedError):
         self.status_code = status_code
 
 
+class ResultUrlGone(ClientError):
+    """A result URL answered 403/404/410: it expired; the task has a fresh one."""
+
+
 class BadResponse(RefusedError):
-    """The answer is not the JSON shape the API documents."""
+    """The answer is not the JSON shape the API documents.
+
+    Nobody can tell what the server did with a request answered this way (a proxy's HTML page
+    may hide a created task), so it may have been processed.
+    """
+
+    @property
+    def maybe_processed(self) -> bool:
+        return True
 
 
 class SubmissionsHalted(RefusedError):
     """Not sent: the run stopped submitting (the API refused the token for another request)."""
+
+
+class AcceptedUnreadable(Img2SvgError):
+    """Code 0 to a submission, so a task was created and billed, but no task id can be read."""

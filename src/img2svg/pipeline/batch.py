@@ -18,16 +18,18 @@ from img2svg.client import (
     AsyncImg2SvgClient,
     Img2SvgError,
     RefusedError,
-    TaskResult,
-    TaskStatus,
+    ResultUrlGone,
+    SubmissionsHalted,
+    TaskView,
     Throttle,
     Unauthorized,
+    Verdict,
 )
 from img2svg.pipeline.images import ImageUnavailable, InvalidImageRef, prepare
-from img2svg.pipeline.ledger import Ledger, State
+from img2svg.pipeline.ledger import Ledger, State, Submission
 from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.plan import Job
-from img2svg.pipeline.rows import RowState, RowStatus
+from img2svg.pipeline.rows import RowStatus
 from img2svg.pipeline.settings import Endpoint, RunSettings
 from img2svg.pipeline.svgcheck import InvalidSvg, check_svg
 
@@ -46,6 +48,7 @@ def make_client(
         max_connections=max(4, settings.concurrency),
         throttle=throttle,
         honours_idempotency_keys=endpoint.idempotent,
+        unknown_task_codes=endpoint.unknown_task_codes,
     )
 
 
@@ -58,7 +61,8 @@ async def submit_jobs(
     ledger: Ledger,
     clock: Clock = time.time,
 ) -> list[Job]:
-    """Submit each job once, recording the intent before the POST and the task id after it."""
+    """Submit each job once: the ledger claims its idempotency key right before the POST
+    leaves, and records the task id as soon as the answer comes."""
     # Bounds how many images of this batch are read into memory and sent at once.
     gate = asyncio.Semaphore(settings.concurrency)
     async with (
@@ -74,8 +78,7 @@ async def submit_jobs(
                     await _submit_one(job)
                 except Exception as exc:  # a bug or a broken disk must not cost the batch
                     log.exception("submitting %s failed", job.lead.row_id)
-                    # The ledger keeps `submitting` if the POST may have left: the next run
-                    # resends it with the same idempotency key.
+                    # Whatever the ledger holds stands: a claimed key is never sent twice.
                     job.lead.finish(
                         RowStatus.ERROR, clock(), f"submission failed unexpectedly: {exc!r}"
                     )
@@ -98,21 +101,19 @@ async def submit_jobs(
             except ImageUnavailable as exc:
                 state.finish(RowStatus.ERROR, clock(), str(exc))
                 return
-            await asyncio.to_thread(
-                ledger.begin,
-                job.key,
-                fingerprint=job.fingerprint,
-                mode=settings.mode,
-                backend=endpoint.identity,
-                idem_key=job.idem_key,
-            )
+            claim = _Claim(ledger, job, endpoint, settings.mode)
             try:
                 submitted = await client.submit(
-                    payload.image, settings.mode, idempotency_key=job.idem_key
+                    payload.image, settings.mode, idempotency_key=job.idem_key, before_send=claim
                 )
+            except AlreadyClaimed as taken:
+                _adopt(job, taken.submission, clock())
+                return
             except Img2SvgError as exc:
                 state.attempts = exc.attempts
-                await _record_submit_error(job, exc, clock(), throttle, ledger)
+                await _record_submit_error(
+                    job, exc, claim.sent, endpoint, throttle, ledger, clock()
+                )
                 return
             sub_task_id = submitted.sub_task_ids[0] if submitted.sub_task_ids else None
             await asyncio.to_thread(
@@ -123,13 +124,81 @@ async def submit_jobs(
             state.task_id = submitted.task_id
             state.sub_task_id = sub_task_id
             state.submitted_at = clock()
+            job.token_id = endpoint.token_id
 
         await asyncio.gather(*(submit_one(job) for job in jobs))
     return list(jobs)
 
 
+class AlreadyClaimed(Exception):
+    """The job's idempotency key is already in the ledger: it must not be sent again."""
+
+    def __init__(self, submission: Submission) -> None:
+        super().__init__(f"idempotency key already used ({submission.state})")
+        self.submission = submission
+
+
+class _Claim:
+    """Awaited by the client right before the POST goes on the wire, after every wait: only
+    then does the ledger say a task may exist. Later attempts of the same submission (which
+    the client makes only when they cannot bill twice) find it claimed already."""
+
+    def __init__(self, ledger: Ledger, job: Job, endpoint: Endpoint, mode: str) -> None:
+        self.ledger, self.job, self.endpoint, self.mode = ledger, job, endpoint, mode
+        self.sent = False
+
+    async def __call__(self) -> None:
+        if self.sent:
+            return
+        taken = await asyncio.to_thread(
+            self.ledger.claim,
+            self.job.key,
+            fingerprint=self.job.fingerprint,
+            mode=self.mode,
+            backend=self.endpoint.identity,
+            idem_key=self.job.idem_key,
+            token_id=self.endpoint.token_id,
+            resend_ok=self.endpoint.idempotent,
+        )
+        if taken is not None:
+            raise AlreadyClaimed(taken)
+        self.sent = True
+
+
+def _adopt(job: Job, past: Submission, now: float) -> None:
+    """What the ledger says of a key that was already sent (a retried batch, another run)."""
+    state = job.lead
+    if past.task_id and past.state in (State.SUBMITTED, State.SUCCEEDED):
+        state.status = RowStatus.SUBMITTED  # poll it (and download again), never resubmit
+        state.task_id, state.sub_task_id = past.task_id, past.sub_task_id
+        state.submitted_at = past.submitted_at
+        job.token_id = past.token_id
+    elif past.state in (State.SUBMITTING, State.UNCONFIRMED):
+        state.finish(RowStatus.UNCONFIRMED, now, past.error or UNCONFIRMED_HELP)
+    else:
+        state.finish(
+            RowStatus.ERROR,
+            now,
+            f"already submitted with this key ({past.state}: {past.error or 'no detail'}); "
+            "the next run decides what to do with it",
+        )
+
+
+UNCONFIRMED_HELP = (
+    "may have been billed: the submission was sent and its answer was lost, and this API does "
+    "not dedupe resent submissions, so it is not sent again automatically. Check the account's "
+    "task list, then run the same command with --resubmit-unconfirmed to submit it anew"
+)
+
+
 async def _record_submit_error(
-    job: Job, exc: Img2SvgError, now: float, throttle: Throttle, ledger: Ledger
+    job: Job,
+    exc: Img2SvgError,
+    sent: bool,
+    endpoint: Endpoint,
+    throttle: Throttle,
+    ledger: Ledger,
+    now: float,
 ) -> None:
     state = job.lead
     if isinstance(exc, Unauthorized):
@@ -137,15 +206,23 @@ async def _record_submit_error(
             log.error("the API refused the token (%s): %s", exc, AUTH_HELP)
         throttle.halt(f"the API refused the token ({exc}): {AUTH_HELP}")
         state.finish(RowStatus.ERROR, now, f"{exc}: {AUTH_HELP}")
-    elif isinstance(exc, RefusedError):
+    elif isinstance(exc, SubmissionsHalted):
+        state.finish(RowStatus.ERROR, now, f"not submitted: {exc}")
+    elif isinstance(exc, RefusedError) and not exc.reached_server:
         state.finish(RowStatus.ERROR, now, f"refused: {exc}")
     else:
         state.finish(RowStatus.ERROR, now, f"unreachable after {exc.attempts} attempts: {exc}")
+    if not sent:
+        return  # never on the wire: the ledger holds nothing new, the next run submits it
     if not exc.reached_server:
-        # No attempt can have created a task (refused, or never connected): the next run
-        # submits afresh. Otherwise the ledger keeps `submitting`, and the next run resends it
-        # with the same idempotency key, or, where resending could bill twice, holds it back.
-        await asyncio.to_thread(ledger.finished, job.key, State.REFUSED, state.error)
+        await asyncio.to_thread(ledger.not_created, job.key, state.error or str(exc))
+    elif endpoint.idempotent:
+        # Stays `submitting`: the next run resends the same key, which this API dedupes.
+        state.error = f"{state.error}; the next run resends it with the same Idempotency-Key"
+    else:
+        reason = f"{UNCONFIRMED_HELP} ({exc})"
+        state.finish(RowStatus.UNCONFIRMED, now, reason)
+        await asyncio.to_thread(ledger.unconfirmed, job.key, reason)
 
 
 AUTH_HELP = (
@@ -175,11 +252,12 @@ async def poll_jobs(
     started = clock()
     interval = settings.poll_interval_s
     last_error: str | None = None
+    unknown = _UnknownTasks(settings, endpoint)
     async with make_client(endpoint, settings, throttle) as client:
         downloads: list[asyncio.Task[None]] = []
         while pending:
             try:
-                results = await client.results(list(pending))
+                views = await client.results(list(pending))
                 last_error = None
             except Unauthorized as exc:
                 throttle.halt(f"the API refused the token ({exc}): {AUTH_HELP}")
@@ -188,29 +266,38 @@ async def poll_jobs(
                     job.lead.finish(RowStatus.ERROR, now, f"polling refused, {exc}: {AUTH_HELP}")
                 break
             except Img2SvgError as exc:
-                results = []
+                views = []
                 last_error = str(exc)
                 log.warning("polling %d tasks failed: %s", len(pending), exc)
             now = clock()
-            for result in results:
-                job = pending.get(result.task_id)
+            for view in views:
+                job = pending.get(view.task_id)
                 if job is None:
                     continue
-                if _settle(job.lead, result, now):
-                    del pending[result.task_id]
-                    if job.lead.status is RowStatus.SUBMITTED:  # done; SVG to fetch
-                        downloads.append(
-                            asyncio.create_task(_download(client, job, outputs, ledger, clock))
+                if view.verdict is Verdict.QUERY_ERROR:
+                    last_error = f"the API answered code {view.code} for it: {view.reason}"
+                if not unknown.settle(job, view, now) and not view.terminal:
+                    continue
+                del pending[view.task_id]
+                if view.verdict is Verdict.DONE:
+                    job.lead.sub_task_id = view.sub_task_id or job.lead.sub_task_id
+                    job.lead.svg_url = view.svg_url
+                    job.lead.finished_at = now  # still `submitted` until the SVG is written
+                    downloads.append(
+                        asyncio.create_task(
+                            _download(client, job, outputs, ledger, settings, clock)
                         )
-                    else:
-                        await _record_outcome(job, ledger, lost=not result.known)
+                    )
+                elif view.verdict is not Verdict.UNKNOWN_TASK:
+                    await _record_end(job, view, ledger, now)
             for task_id, job in list(pending.items()):
                 state = job.lead
                 deadline = max(state.submitted_at or started, started) + settings.poll_timeout_s
                 if now >= deadline:
                     reason = f"not finished after {settings.poll_timeout_s:g} s"
-                    if last_error:
-                        reason += f" (last poll error: {last_error})"
+                    note = unknown.note(job) or (last_error and f"last poll error: {last_error}")
+                    if note:
+                        reason += f" ({note})"
                     state.finish(RowStatus.TIMED_OUT, now, reason + _RESUME_HINT)
                     del pending[task_id]
             if pending:
@@ -223,59 +310,99 @@ async def poll_jobs(
 _RESUME_HINT = "; the task is kept in the ledger and the next run polls it again, unpaid"
 
 
-async def _record_outcome(job: Job, ledger: Ledger, *, lost: bool) -> None:
-    """Remember a final answer that produced no SVG, so the next run knows what to do."""
-    outcome = State.LOST if lost else _OUTCOMES.get(job.lead.status)
-    if outcome is not None:
-        await asyncio.to_thread(ledger.finished, job.key, outcome, job.lead.error)
+class _UnknownTasks:
+    """ "No such task" is evidence, not proof: an API may answer it for a task it has not yet
+    indexed, during an incident, or to another token than the one that submitted. A task is
+    lost (and resubmitted by the next run) only when the API said so on several polls in a
+    row, long enough after submission, to the token that submitted it."""
 
+    def __init__(self, settings: RunSettings, endpoint: Endpoint) -> None:
+        self.settings = settings
+        self.token_id = endpoint.token_id
+        self.streaks: dict[str, int] = {}
 
-_OUTCOMES = {RowStatus.FAILED: State.FAILED, RowStatus.REJECTED: State.REJECTED}
-
-
-def _settle(state: RowState, result: TaskResult, now: float) -> bool:
-    """Record a terminal result on the row; False while the task is still running."""
-    if not result.known:
-        state.finish(
+    def settle(self, job: Job, view: TaskView, now: float) -> bool:
+        """Count the answer; True when it makes the task lost (the row is then finished)."""
+        task_id = job.lead.task_id or ""
+        if view.verdict is not Verdict.UNKNOWN_TASK:
+            self.streaks.pop(task_id, None)
+            return False
+        streak = self.streaks[task_id] = self.streaks.get(task_id, 0) + 1
+        age = now - (job.lead.submitted_at or now)
+        same_token = job.token_id in (None, self.token_id)
+        if streak < self.settings.lost_after_polls or age < self.settings.lost_min_age_s:
+            return False
+        if not same_token:
+            return False
+        job.lead.finish(
             RowStatus.ERROR,
             now,
-            f"the service does not know task {result.task_id}; the next run resubmits it",
+            f"the API does not know task {task_id} (said so on {streak} polls, "
+            f"{age:.0f} s after submission); the next run submits it again",
         )
         return True
-    if not result.sub_task_results:
-        return False
-    sub = result.sub_task_results[0]
-    status = sub.status
-    if status is None or not status.terminal:
-        return False
-    state.sub_task_id = sub.sub_task_id or state.sub_task_id
-    if status is TaskStatus.DONE:
-        if not sub.image:
-            state.finish(RowStatus.ERROR, now, "task done but no SVG URL was returned")
-        else:
-            # Still `submitted` until the SVG is written: a retried batch fetches it again.
-            state.svg_url = sub.image
-            state.finished_at = now
-        return True
-    if status is TaskStatus.FAILED:
-        state.finish(RowStatus.FAILED, now, sub.description or "conversion failed (task_status 3)")
-    else:
-        state.finish(
-            RowStatus.REJECTED,
-            now,
-            sub.description or "rejected by content moderation (task_status 4)",
-        )
-    return True
+
+    def note(self, job: Job) -> str | None:
+        if not self.streaks.get(job.lead.task_id or ""):
+            return None
+        if job.token_id not in (None, self.token_id):
+            return (
+                "the API does not show this task to the current token, which is not the one "
+                "that submitted it; it is never resubmitted automatically (use --force)"
+            )
+        return "the API says it does not know this task; it is not yet taken for lost"
+
+
+async def _record_end(job: Job, view: TaskView, ledger: Ledger, now: float) -> None:
+    """A final answer that produced no SVG, remembered so the next run knows what to do."""
+    state = job.lead
+    state.sub_task_id = view.sub_task_id or state.sub_task_id
+    if view.verdict is Verdict.FAILED:
+        state.finish(RowStatus.FAILED, now, view.reason or "conversion failed (task_status 3)")
+        await asyncio.to_thread(ledger.finished, job.key, State.FAILED, state.error)
+    elif view.verdict is Verdict.REJECTED:
+        reason = view.reason or "rejected by content moderation (task_status 4)"
+        state.finish(RowStatus.REJECTED, now, reason)
+        await asyncio.to_thread(ledger.finished, job.key, State.REJECTED, state.error)
+    else:  # lost: finished by _UnknownTasks
+        await asyncio.to_thread(ledger.finished, job.key, State.LOST, state.error)
+
+
+async def _fetch_svg(client: AsyncImg2SvgClient, job: Job, settings: RunSettings) -> bytes:
+    """Download the SVG; an expired result URL is replaced by a fresh one from the task."""
+    state = job.lead
+    for fresh in range(settings.fresh_url_attempts + 1):
+        assert state.svg_url
+        try:
+            return await client.download(state.svg_url)
+        except ResultUrlGone:
+            if fresh == settings.fresh_url_attempts:
+                raise
+        view = await client.result(state.task_id or "")
+        if view.verdict is not Verdict.DONE:
+            raise ResultUrlGone(
+                f"result URL expired and the task now answers {view.verdict}", status_code=0
+            )
+        state.svg_url = view.svg_url
+    raise AssertionError("unreachable")
 
 
 async def _download(
-    client: AsyncImg2SvgClient, job: Job, outputs: OutputStore, ledger: Ledger, clock: Clock
+    client: AsyncImg2SvgClient,
+    job: Job,
+    outputs: OutputStore,
+    ledger: Ledger,
+    settings: RunSettings,
+    clock: Clock,
 ) -> None:
-    """Fetch, check and write the SVG for every row of the job, then record it as done."""
+    """Fetch, check and write the SVG for every row of the job, then record it as done.
+
+    Whatever goes wrong here, the task stays `submitted` in the ledger: it is done and paid
+    for, so the next run downloads it again rather than paying for a new one.
+    """
     state = job.lead
-    assert state.svg_url
     try:
-        data = await client.download(state.svg_url)
+        data = await _fetch_svg(client, job, settings)
         check_svg(data)
         digest = hashlib.sha256(data).hexdigest()
         written = []
@@ -285,7 +412,7 @@ async def _download(
         await asyncio.to_thread(
             ledger.succeeded,
             job.key,
-            svg_url=state.svg_url,
+            svg_url=state.svg_url or "",
             svg_path=f"svgs/{state.row_id}.svg",
             svg_sha256=digest,
         )
@@ -294,12 +421,14 @@ async def _download(
         state.svg_bytes = len(data)
         state.finish(RowStatus.SUCCEEDED, state.finished_at or clock())
     except Img2SvgError as exc:
-        # The task itself is done: the next run polls it for a fresh URL, unpaid.
-        state.finish(RowStatus.ERROR, clock(), f"SVG download failed: {exc}")
+        state.finish(RowStatus.ERROR, clock(), f"SVG download failed: {exc}{_RESUME_HINT}")
     except InvalidSvg as exc:
-        # Downloading the same output again would not help; the next run converts it anew.
-        state.finish(RowStatus.ERROR, clock(), f"SVG check failed: {exc}")
-        await asyncio.to_thread(ledger.finished, job.key, State.FAILED, state.error)
+        state.finish(
+            RowStatus.ERROR,
+            clock(),
+            f"the SVG the API returned fails the check ({exc}), so it was not written"
+            f"{_RESUME_HINT}; --force converts the image anew",
+        )
     except Exception as exc:  # a full disk, a broken fsspec backend, a ledger error
         log.exception("saving the SVG of %s failed", state.row_id)
         state.finish(RowStatus.ERROR, clock(), f"cannot save the SVG: {exc!r}")

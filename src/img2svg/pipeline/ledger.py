@@ -3,10 +3,20 @@
 The API bills every task, so a rerun after a crash must know exactly what was already submitted.
 Each distinct (image fingerprint, mode) is one *submission*; manifest rows point at submissions,
 so duplicates within a manifest share one task and an unchanged image is not converted twice.
-Every change is one SQLite transaction, committed before the pipeline moves on: `submitting` is
-recorded before the POST (with its idempotency key) and `submitted` with the task id right after
-the answer, so a crash at any point leaves a readable ledger that says what to poll and what to
-resend.
+Every change is one named transition, one SQLite transaction, committed before the pipeline
+moves on:
+
+    claim          -> submitting   the POST is about to go on the wire (after every wait)
+    submitted      -> submitted    the API answered with a task id: poll it, never resubmit
+    unconfirmed    -> unconfirmed  the POST left but its answer was lost, against an API that
+                                   does not dedupe: a task may exist; never resent automatically
+    not_created    -> refused      refused, or surely never sent: nothing was created
+    succeeded      -> succeeded    the SVG is written (its hash recorded)
+    finished       -> failed | rejected | lost
+
+A claim is a compare-and-set on the idempotency key: one key goes on the wire once, unless the
+API dedupes it. A crash at any point leaves a readable ledger that says what to poll, what to
+resend and what may have been billed.
 """
 
 from __future__ import annotations
@@ -24,8 +34,9 @@ from typing import Any
 
 
 class State(StrEnum):
-    SUBMITTING = "submitting"  # POST about to be sent, or sent with its answer lost
+    SUBMITTING = "submitting"  # POST on the wire, or sent and the run stopped before its answer
     SUBMITTED = "submitted"  # the API gave a task id: poll it, never resubmit
+    UNCONFIRMED = "unconfirmed"  # sent, answer lost, API does not dedupe: maybe billed
     SUCCEEDED = "succeeded"  # SVG downloaded, checked and written (svg_path, svg_sha256)
     FAILED = "failed"  # task_status 3: worth another try on the next run
     REJECTED = "rejected"  # task_status 4: moderation would say no again; only --force retries
@@ -34,6 +45,9 @@ class State(StrEnum):
 
 
 SUBMITTING, SUBMITTED = State.SUBMITTING, State.SUBMITTED
+
+# PRAGMA user_version: 1 = first release; 2 adds submissions.token_id (which token submitted).
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -50,6 +64,7 @@ CREATE TABLE IF NOT EXISTS submissions (
     svg_sha256    TEXT,
     error         TEXT,
     attempts      INTEGER NOT NULL DEFAULT 0,
+    token_id      TEXT,
     created_at    REAL NOT NULL,
     submitted_at  REAL,
     finished_at   REAL
@@ -79,6 +94,7 @@ class Submission:
     svg_sha256: str | None
     error: str | None
     attempts: int
+    token_id: str | None  # a hash naming the token that submitted (the API may scope tasks by it)
     created_at: float
     submitted_at: float | None
     finished_at: float | None
@@ -112,7 +128,19 @@ class Ledger:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the ledger {self.path} was written by a newer img2svg (schema {version})"
+            )
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(submissions)")}
+        if "token_id" not in columns:  # a version-1 ledger
+            self._db.execute("ALTER TABLE submissions ADD COLUMN token_id TEXT")
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -159,17 +187,42 @@ class Ledger:
             row = self._db.execute("SELECT * FROM rows WHERE row_id = ?", (row_id,)).fetchone()
         return RowRecord(**row) if row else None
 
-    def begin(self, key: str, *, fingerprint: str, mode: str, backend: str, idem_key: str) -> None:
-        """Record the intent to submit, before the POST leaves."""
+    def claim(
+        self,
+        key: str,
+        *,
+        fingerprint: str,
+        mode: str,
+        backend: str,
+        idem_key: str,
+        token_id: str | None,
+        resend_ok: bool,
+    ) -> Submission | None:
+        """Record that the POST carrying `idem_key` is about to leave; None when it may.
+
+        A key goes on the wire once: if the ledger already holds this key, sent (or being sent)
+        by a retry of this batch, by an earlier run or by another process, the claim is refused
+        and that submission is returned, unless nothing was created with it (`refused`) or the
+        API dedupes resent keys (`resend_ok`) and it is still waiting for its answer.
+        """
         with self._tx() as db:
+            row = db.execute("SELECT * FROM submissions WHERE key = ?", (key,)).fetchone()
+            if row is not None and row["idem_key"] == idem_key:
+                resendable = row["state"] == State.REFUSED or (
+                    resend_ok and row["state"] == SUBMITTING and row["backend"] == backend
+                )
+                if not resendable:
+                    return Submission(**row)
             db.execute(
                 "INSERT INTO submissions (key, fingerprint, mode, backend, idem_key, state, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-                "backend = excluded.backend, idem_key = excluded.idem_key, "
-                "state = excluded.state, task_id = NULL, sub_task_id = NULL, svg_url = NULL, "
-                "error = NULL, submitted_at = NULL, finished_at = NULL",
-                (key, fingerprint, mode, backend, idem_key, SUBMITTING, time.time()),
+                "token_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO "
+                "UPDATE SET backend = excluded.backend, idem_key = excluded.idem_key, "
+                "state = excluded.state, token_id = excluded.token_id, task_id = NULL, "
+                "sub_task_id = NULL, svg_url = NULL, error = NULL, submitted_at = NULL, "
+                "finished_at = NULL",
+                (key, fingerprint, mode, backend, idem_key, SUBMITTING, token_id, time.time()),
             )
+        return None
 
     def submitted(self, key: str, task_id: str, sub_task_id: str | None, attempts: int) -> None:
         self._update(
@@ -192,8 +245,16 @@ class Ledger:
             finished_at=time.time(),
         )
 
+    def unconfirmed(self, key: str, error: str) -> None:
+        """The POST left and its answer never came: a task may exist (and be billed)."""
+        self._update(key, state=State.UNCONFIRMED, error=error)
+
+    def not_created(self, key: str, error: str) -> None:
+        """The POST was refused, or surely never reached the API: no task exists."""
+        self._update(key, state=State.REFUSED, error=error, finished_at=time.time())
+
     def finished(self, key: str, state: State, error: str | None = None) -> None:
-        """A terminal outcome without an SVG: failed, rejected, lost or refused."""
+        """A terminal outcome of a task without an SVG: failed, rejected or lost."""
         self._update(key, state=state, error=error, finished_at=time.time())
 
     def record_rows(self, entries: list[tuple[str, str, str, str]]) -> None:

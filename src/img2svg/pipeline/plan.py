@@ -4,8 +4,10 @@ Rows are grouped by what they would cost: one *job* per distinct (image fingerpr
 duplicate images are submitted once and fanned out to every row that holds them. The ledger of
 earlier runs then says, for each job, whether its SVG is already on disk (reuse it), whether a
 task is already running on this backend (poll it, never resubmit), whether moderation already
-refused it (report that again, unpaid), or whether it must be submitted. `--force` submits every
-job again; `--limit` caps how many are submitted in one run.
+refused it (report that again, unpaid), whether an earlier submission may have been billed
+without the pipeline learning its task (`unconfirmed`: never resent automatically), or whether it
+must be submitted. `--force` submits every job again; `--limit` caps how many are submitted in
+one run; `--resubmit-unconfirmed` submits the unconfirmed jobs and nothing else.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Job:
     idem_key: str
     lead: RowState  # carries the task's progress; the first row holding the image
     followers: list[RowState] = field(default_factory=list)  # the other rows with that image
+    token_id: str | None = None  # which token submitted the task (the API may scope tasks by it)
 
     def row_states(self) -> list[RowState]:
         """Every row of the job, each with the lead's outcome and its own SVG path."""
@@ -145,11 +148,13 @@ def plan_run(
     limit: int | None = None,
     dry_run: bool = False,
     resend_interrupted: bool = True,
+    resubmit_unconfirmed: bool = False,
 ) -> Plan:
     """`dry_run` plans without touching anything (a missing SVG that could be restored from
     another copy counts as reused, but is not restored). `resend_interrupted` is whether the
     backend dedupes a resent Idempotency-Key; if not, a submission whose answer was lost is not
-    sent again, since it may already have been billed."""
+    sent again, since it may already have been billed: its rows are `unconfirmed`, and
+    `resubmit_unconfirmed` submits exactly those (every other submission waits)."""
     now = time.time()
     by_index = {item.index: item for item in identified}
     settled: list[RowState] = []
@@ -177,23 +182,62 @@ def plan_run(
     plan = Plan(to_submit=[], to_poll=[], settled=settled)
     for key, job in jobs.items():
         past = None if force else history.get(key)
-        if past is not None and _settled_from_history(
-            job, past, svgs, backend, plan, now, resend_interrupted=resend_interrupted
+        unconfirmed = past is not None and _unconfirmed(past, backend, resend_interrupted)
+        if unconfirmed and not resubmit_unconfirmed:
+            job.lead.finish(RowStatus.UNCONFIRMED, now, _unconfirmed_reason(past))
+            plan.settled.extend(job.row_states())
+            continue
+        if (
+            not unconfirmed
+            and past is not None
+            and _settled_from_history(job, past, svgs, backend, plan, now)
         ):
             continue
-        if limit is not None and len(plan.to_submit) >= limit:
-            for state in [job.lead, *job.followers]:
-                state.finish(
-                    RowStatus.SKIPPED,
-                    now,
-                    f"not submitted: the run's --limit of {limit} submissions was reached; "
-                    "run again to continue",
-                )
-                plan.settled.append(state)
+        if resubmit_unconfirmed and not unconfirmed:
+            _settle_all(job, plan, RowStatus.SKIPPED, now, _NOT_UNCONFIRMED)
             continue
-        job.idem_key = _idempotency_key(key, history.get(key), backend, renew=force)
+        if limit is not None and len(plan.to_submit) >= limit:
+            reason = (
+                f"not submitted: the run's --limit of {limit} submissions was reached; "
+                "run again to continue"
+            )
+            _settle_all(job, plan, RowStatus.SKIPPED, now, reason)
+            continue
+        renew = force or unconfirmed
+        job.idem_key = _idempotency_key(key, history.get(key), backend, renew=renew)
         plan.to_submit.append(job)
     return plan
+
+
+def _unconfirmed(past: Submission, backend: str, resend_interrupted: bool) -> bool:
+    """May an earlier submission have created a task the ledger does not know of?"""
+    if past.state == State.UNCONFIRMED:
+        return True
+    # `submitting`: the run stopped between the POST and its answer. Where the API dedupes
+    # Idempotency-Key, resending the same key is free; elsewhere it may bill twice.
+    return past.state == State.SUBMITTING and past.backend == backend and not resend_interrupted
+
+
+def _unconfirmed_reason(past: Submission) -> str:
+    detail = "" if past.state == State.UNCONFIRMED else " (the run stopped before its answer)"
+    return (
+        f"an earlier run's submission of this image{detail} may have been billed: it was sent "
+        "and no answer was recorded, and this API does not dedupe resent submissions, so it is "
+        "not sent again automatically. Check the account's task list, then run the same command "
+        "with --resubmit-unconfirmed to submit it anew"
+    )
+
+
+_NOT_UNCONFIRMED = (
+    "not submitted: --resubmit-unconfirmed submits only unconfirmed rows; run without it to "
+    "continue with this one"
+)
+
+
+def _settle_all(job: Job, plan: Plan, status: RowStatus, now: float, reason: str) -> None:
+    for state in [job.lead, *job.followers]:
+        state.finish(status, now, reason)
+        plan.settled.append(state)
 
 
 def _settled_from_history(
@@ -203,14 +247,8 @@ def _settled_from_history(
     backend: str,
     plan: Plan,
     now: float,
-    *,
-    resend_interrupted: bool,
 ) -> bool:
     """Apply what earlier runs did to this job; True when nothing needs submitting."""
-    if past.state == State.SUBMITTING and past.backend == backend and not resend_interrupted:
-        job.lead.finish(RowStatus.ERROR, now, _MAYBE_BILLED)
-        plan.settled.extend(job.row_states())
-        return True
     same_backend = past.backend == backend and past.task_id is not None
     if past.state == State.SUCCEEDED:
         if svgs.reuse(job, past):
@@ -237,13 +275,6 @@ def _settled_from_history(
     return False
 
 
-_MAYBE_BILLED = (
-    "an earlier run's submission of this image got no answer (the run stopped, or the network "
-    "failed) and may have been billed; this API does not dedupe resent submissions, so it is "
-    "not sent again: check your HiDream task list, or use --force to submit it anew"
-)
-
-
 def _resume(job: Job, past: Submission, plan: Plan) -> None:
     job.lead.status = RowStatus.SUBMITTED
     job.lead.task_id = past.task_id
@@ -251,6 +282,7 @@ def _resume(job: Job, past: Submission, plan: Plan) -> None:
     job.lead.submitted_at = past.submitted_at
     job.lead.attempts = past.attempts
     job.idem_key = past.idem_key
+    job.token_id = past.token_id
     plan.to_poll.append(job)
 
 

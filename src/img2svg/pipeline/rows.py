@@ -16,6 +16,9 @@ class RowStatus(StrEnum):
     TIMED_OUT = "timed_out"  # still unfinished at the poll deadline
     INVALID = "invalid"  # the manifest row itself is unusable; never submitted
     ERROR = "error"  # refused, unreachable after retries, download or SVG check failed
+    # Sent, but its answer was lost, to an API that does not dedupe resent submissions: a task
+    # may exist and be billed. Never resent automatically (see --resubmit-unconfirmed).
+    UNCONFIRMED = "unconfirmed"
     SKIPPED = "skipped"  # not submitted this run because --limit was reached; the next run will
 
     @property

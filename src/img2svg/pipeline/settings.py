@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Literal
+
+from img2svg.client import UNKNOWN_TASK_CODES
 
 Mode = Literal["fast", "slow"]
 
@@ -23,10 +26,23 @@ class Endpoint:
     # Whether a submission with a lost answer may be resent: only where the service returns
     # the same task for the same Idempotency-Key (img2svg serve says so in /healthz).
     idempotent: bool = False
+    # Per-task answer codes meaning "no such task" (ours; HiDream documents none).
+    unknown_task_codes: frozenset[int] = UNKNOWN_TASK_CODES
 
     def __repr__(self) -> str:
         token = "***" if self.token else None
         return f"Endpoint(url={self.url!r}, token={token}, embedded={self.embedded})"
+
+    @property
+    def token_id(self) -> str:
+        """Names the token without revealing it: an API may show a task only to its token."""
+        return token_id(self.token)
+
+
+def token_id(token: str | None) -> str:
+    if not token:
+        return "none"
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -42,3 +58,9 @@ class RunSettings:
     request_timeout_s: float = 60.0
     # A quota shared with other runs (a Prefect global concurrency limit used as a rate limit).
     shared_limit: str | None = None
+    # A task is declared lost (and resubmitted by the next run) only when the API said "no such
+    # task" on this many polls in a row, at least this long after it was submitted.
+    lost_after_polls: int = 3
+    lost_min_age_s: float = 900.0
+    # Fresh result URLs asked for when a download answers 403/404/410 (the link expired).
+    fresh_url_attempts: int = 3

@@ -254,7 +254,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         service.metrics.submit_requests.inc()
         account = service.account(request)
         body = parse_submit(await read_json(request, config.max_body_bytes))
-        idem_key = request.headers.get("idempotency-key")
+        idem_key = request.headers.get("idempotency-key") if config.idempotency_keys else None
         if idem_key is not None and not 0 < len(idem_key) <= _MAX_IDEMPOTENCY_KEY:
             raise ApiError(ErrorCode.INVALID_FIELD, "Idempotency-Key must be 1-255 characters")
         task = await service.submit(request, account, body, idem_key)
@@ -338,12 +338,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict:
-        # Clients read `idempotency_keys` to know that resending a keyed submission is free.
+        # Clients read `idempotency_keys` to know whether resending a keyed submission is free.
         return {
             "status": "ok",
             "version": __version__,
             "workers": config.workers,
-            "idempotency_keys": True,
+            "idempotency_keys": config.idempotency_keys,
         }
 
     return app

@@ -33,6 +33,9 @@ class ServiceConfig:
     rate_limit_per_minute: int | None = None
     max_concurrency: int | None = None
     allow_private_urls: bool = False
+    # False gives HiDream's documented semantics: Idempotency-Key is ignored and every processed
+    # POST creates (bills) a task. The default dedupes a resent key (ours, not HiDream's).
+    idempotency_keys: bool = True
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     max_image_bytes: int = 20 * 1024 * 1024
     fetch_timeout_s: float = 20.0

@@ -1,0 +1,1 @@
+"""A stand-in for HiDream's img2svg async API, written from its documentation alone."""
