@@ -142,3 +142,47 @@ def test_manifest_problems_fail_fast(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="no column 'image_url'"):
         state.result()
     assert not (tmp_path / "out" / "results.parquet").exists()
+
+
+def test_a_prefect_api_failure_on_the_progress_artifact_does_not_stop_the_run(
+    start_service, tmp_path: Path
+) -> None:
+    """The progress artifact is deleted mid-run (a real 404 from the Prefect API on every
+    update after it): the run still finishes and writes its results, since its tasks are
+    paid for."""
+    import threading
+    import time
+
+    from prefect.client.schemas.filters import ArtifactFilterKey
+
+    from tests.helpers import image_manifest
+
+    service = start_service("--latency", "0.5")
+    manifest = image_manifest(tmp_path, list(range(9)))
+    progress = ArtifactFilter(key=ArtifactFilterKey(any_=["img2svg-progress"]))
+    with get_client(sync_client=True) as client:
+        before = {a.id for a in client.read_artifacts(artifact_filter=progress)}
+    deleted: list[object] = []
+    stop = threading.Event()
+
+    def delete_the_new_progress_artifact() -> None:
+        with get_client(sync_client=True) as client:
+            while not stop.is_set() and not deleted:
+                for artifact in client.read_artifacts(artifact_filter=progress):
+                    if artifact.id not in before:
+                        client.delete_artifact(artifact.id)
+                        deleted.append(artifact.id)
+                time.sleep(0.02)
+
+    watcher = threading.Thread(target=delete_the_new_progress_artifact, daemon=True)
+    watcher.start()
+    try:
+        state, _, results = _run(
+            manifest, tmp_path / "out", api_url=service.url, rate_limit=0, batch_size=3
+        )
+    finally:
+        stop.set()
+        watcher.join(timeout=5)
+    assert deleted, "the progress artifact was never deleted"
+    assert state.is_completed(), state.message
+    assert results["status"].tolist() == ["succeeded"] * 9
