@@ -1,26 +1,28 @@
 """The conversion flow: manifest in, SVGs + results table + failure report out.
 
-    load manifest -> identify images -> plan (ledger: reuse, resume, dedupe)
-        -> submit (per batch) -> poll + download (per batch) -> write results -> report
+    stage manifest (streamed, in chunks) -> plan each chunk (fingerprints, ledger: reuse,
+        resume, dedupe) -> per chunk, side by side: submit | poll + download
+        -> write results (streamed) -> report
 
-Run it from the CLI (`img2svg convert`), from a deployment (`prefect.yaml`), or call
-`convert(...)` from Python.
+Tasks are given the run's workspace (a path) and a chunk number, never lists of rows, so a run
+holds one chunk at a time whatever the catalog's size. Run it from the CLI (`img2svg convert`),
+from a deployment (`prefect.yaml`), or call `convert(...)` from Python.
 """
 
 from __future__ import annotations
 
-import time
+import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Literal, TypeVar
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.blocks.system import Secret
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -34,21 +36,22 @@ from img2svg.pipeline.backend import (
     resends_are_free,
     token_from_env,
 )
-from img2svg.pipeline.manifest import Manifest
+from img2svg.pipeline.chunks import close_chunk
+from img2svg.pipeline.manifest import open_manifest
 from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.plan import Job, Plan
+from img2svg.pipeline.plan import PlanOptions
 from img2svg.pipeline.report import RunSummary
-from img2svg.pipeline.rows import RowState, RowStatus
 from img2svg.pipeline.runlock import exclusive_run
 from img2svg.pipeline.settings import Endpoint, RunSettings
-from tasks.convert import poll_batch, submit_batch
-from tasks.limits import SHARED_LIMIT, forget, shared_limit_exists
-from tasks.manifest import load_manifest
-from tasks.plan import identify_batch, plan_conversions
+from img2svg.pipeline.workspace import Staged, Workspace
+from tasks.convert import poll_chunk, submit_chunk
+from tasks.limits import SHARED_LIMIT, forget, shared_limit_exists, throttle_for
+from tasks.manifest import stage_manifest
+from tasks.plan import plan_chunk
 from tasks.report import publish_report, write_results
 
-# Batches in flight at once (each a thread); the rows inside a batch run concurrently.
-BATCH_THREADS = 8
+# Chunk tasks in flight at once (each a thread); a chunk's submit and poll tasks run together.
+CHUNK_THREADS = 8
 
 
 def run_name() -> str:
@@ -61,7 +64,7 @@ def run_name() -> str:
 @flow(
     name="img2svg-convert",
     flow_run_name=run_name,
-    task_runner=ThreadPoolTaskRunner(max_workers=BATCH_THREADS),
+    task_runner=ThreadPoolTaskRunner(max_workers=CHUNK_THREADS),
     validate_parameters=True,
 )
 def convert(
@@ -72,9 +75,12 @@ def convert(
     token_block: str | None = None,
     image_column: str = "image_url",
     id_column: str | None = None,
-    batch_size: int = 50,
+    version_column: str | None = None,
+    fingerprint: Literal["url", "head"] = "url",
+    batch_size: int = 10_000,
     concurrency: int = 8,
     rate_limit: float | None = None,
+    max_in_flight: int | None = None,
     poll_timeout: float = 600.0,
     max_failure_ratio: float = 0.25,
     force: bool = False,
@@ -94,10 +100,16 @@ def convert(
             HIDREAM_API_TOKEN environment variable).
         image_column: Manifest column with the image URL, path or data: URI.
         id_column: Manifest column with a unique row id; default: a hash of the image.
-        batch_size: Rows per task run.
+        version_column: Manifest column that changes when an image URL's content does (etag,
+            updated_at, checksum): with the URL, what tells an unchanged image.
+        fingerprint: "url" (the URL and version column, no network) or "head" (also the
+            ETag / Last-Modified of a HEAD request to each image URL).
+        batch_size: Rows per chunk: the unit of planning, submitting and polling.
         concurrency: HTTP requests in flight at once across the run.
         rate_limit: Submissions per minute; default 20 (HiDream) for a remote API, none for
             the embedded service; 0 = no limit.
+        max_in_flight: Tasks in flight at once (the account's concurrency: HiDream allows 1
+            to 10); default: learned from the API's 429 answers.
         poll_timeout: Seconds a submitted row may take before it is marked timed_out.
         max_failure_ratio: The run ends Failed when more than this share of rows did not succeed.
         force: Convert every row again, even those whose image and mode are unchanged since a
@@ -114,16 +126,10 @@ def convert(
     logger = get_run_logger()
     outputs = OutputStore(out)
     token = Secret.load(token_block).get() if token_block else token_from_env()
-    loaded: Manifest = load_manifest(manifest, image_column, id_column)
-    logger.info("%d rows from %s", len(loaded.rows), manifest)
-    settings = RunSettings(mode=mode, concurrency=concurrency, poll_timeout_s=poll_timeout)
-    identified = [
-        item
-        for batch in identify_batch.map(
-            _chunks(loaded.rows, batch_size), unmapped(loaded.base), unmapped(settings)
-        ).result()
-        for item in batch
-    ]
+    source = open_manifest(manifest, image_column, id_column, version_column)
+    settings = RunSettings(
+        mode=mode, concurrency=concurrency, poll_timeout_s=poll_timeout, max_in_flight=max_in_flight
+    )
     backend = backend_identity(api_url, token, outputs)
     ledger_file = ledger_path(outputs)
     if not outputs.is_local:
@@ -133,38 +139,50 @@ def convert(
             outputs.out,
             ledger_file,
         )
-    resendable = resends_are_free(api_url, token)
+    options = PlanOptions(
+        mode=mode,
+        backend=backend,
+        force=force,
+        limit=limit,
+        resend_interrupted=resends_are_free(api_url, token),
+        resubmit_unconfirmed=resubmit_unconfirmed,
+    )
+    workspace = str(ledger_file.parent / "runs" / f"{uuid.uuid4()}.sqlite3")
     # A dry run writes nothing, so it may look while another run works.
     with nullcontext() if dry_run else exclusive_run(ledger_file, outputs.out):
-        plan: Plan = plan_conversions(
-            loaded.rows,
-            identified,
-            settings=settings,
-            out=out,
-            ledger_file=str(ledger_file),
-            backend=backend,
-            force=force,
-            limit=limit,
-            dry_run=dry_run,
-            resend_interrupted=resendable,
-            resubmit_unconfirmed=resubmit_unconfirmed,
-        )
-        counts = plan.counts()
-        logger.info("plan: %s", counts)
-        if dry_run:
-            return Completed(message=_dry_run_message(counts), data=counts)
-        if plan.to_submit or plan.to_poll:
-            with open_backend(api_url, token, outputs, backend, resendable) as endpoint:
-                settings = replace(
-                    settings,
-                    rate_limit_per_minute=default_rate_limit(endpoint, rate_limit),
-                    shared_limit=_shared_limit(endpoint, submission_limit),
-                )
-                logger.info("converting with %r, %s", endpoint, settings)
-                states = _run_plan(plan, endpoint, settings, out, str(ledger_file), batch_size)
-        else:  # nothing to send, so no service to start
-            states = plan.settled + _collect([], [], plan.settled, len(plan.settled))
-        summary: RunSummary = write_results(states, out)
+        try:
+            staged: Staged = stage_manifest(source, workspace, batch_size)
+            logger.info("%d rows from %s, in %d chunks", staged.rows, manifest, staged.chunks)
+            for chunk in range(staged.chunks):  # in order: the first row of an image leads
+                plan_chunk.submit(
+                    workspace,
+                    chunk,
+                    settings=settings,
+                    options=options,
+                    fingerprint=fingerprint,
+                    out=out,
+                    ledger_file=str(ledger_file),
+                ).result()
+            counts, busy = _plan_counts(workspace)
+            logger.info("plan: %s", counts)
+            if dry_run:
+                return Completed(message=_dry_run_message(counts), data=counts)
+            if busy:  # else nothing to send, so no service to start
+                with open_backend(
+                    api_url, token, outputs, backend, options.resend_interrupted
+                ) as endpoint:
+                    settings = replace(
+                        settings,
+                        rate_limit_per_minute=default_rate_limit(endpoint, rate_limit),
+                        shared_limit=_shared_limit(endpoint, submission_limit),
+                    )
+                    logger.info("converting with %r, %s", endpoint, settings)
+                    _convert_chunks(busy, workspace, endpoint, settings, out, str(ledger_file))
+            summary: RunSummary = write_results(
+                workspace, staged.chunks, out, mode, str(ledger_file)
+            )
+        finally:
+            _remove(workspace)
 
     publish_report(summary)
     message = f"{summary.succeeded}/{summary.total} succeeded; results in {summary.results_parquet}"
@@ -177,30 +195,64 @@ def convert(
     return Completed(message=message, data=summary)
 
 
-def _run_plan(
-    plan: Plan,
+def _convert_chunks(
+    chunks: list[int],
+    workspace: str,
     endpoint: Endpoint,
     settings: RunSettings,
     out: str,
     ledger_file: str,
-    batch_size: int,
-) -> list[RowState]:
-    """Poll what earlier runs submitted, submit the rest; every row's final state."""
-    run_key = str(flow_run.id or time.time())
-    resumed = _chunks(plan.to_poll, batch_size)
-    batches = [*resumed, *_chunks(plan.to_submit, batch_size)]
+) -> None:
+    """Submit and poll every chunk that has work, each chunk's two tasks side by side."""
+    run_key = str(flow_run.id or uuid.uuid4())
     try:
-        # Each batch's poll is queued right behind its submit, so batches are polled (and
-        # their short-lived SVG URLs downloaded) while later batches are still submitting.
-        polled = []
-        for i, jobs in enumerate(batches):
-            if i >= len(resumed):
-                jobs = submit_batch.submit(jobs, endpoint, settings, run_key, ledger_file)
-            polled.append(poll_batch.submit(jobs, endpoint, settings, out, run_key, ledger_file))
-        total = len(plan.settled) + sum(1 + len(j.followers) for b in batches for j in b)
-        return plan.settled + _collect(polled, batches, plan.settled, total)
+        polls: dict[int, PrefectFuture[None]] = {}
+        for chunk in chunks:
+            submit_chunk.submit(workspace, chunk, endpoint, settings, run_key, ledger_file)
+            polls[chunk] = poll_chunk.submit(
+                workspace, chunk, endpoint, settings, out, run_key, ledger_file
+            )
+        _follow(polls, workspace, throttle=throttle_for(run_key, settings))
     finally:
         forget(run_key)
+
+
+def _follow(polls: dict[int, PrefectFuture[None]], workspace: str, throttle) -> None:
+    """Wait for every chunk's poll, reporting progress; a chunk whose poll task failed for good
+    keeps its rows, as errors with the reason."""
+    with Workspace(workspace) as work:
+        total = sum(work.counts().values())
+        artifact_id = _in_ui(
+            "create the progress artifact",
+            lambda: create_progress_artifact(
+                progress=0.0, key="img2svg-progress", description=f"Rows finished of {total}"
+            ),
+        )
+        shown = -1.0
+        pending = dict(polls)
+        while True:
+            counts = work.counts()
+            done = total - sum(n for s, n in counts.items() if s in ("pending", "submitted", "job"))
+            progress.report(done, total, counts)
+            share = round(100.0 * done / max(total, 1))
+            if artifact_id is not None and share != shown:
+                shown = share
+                _in_ui(
+                    "update the progress artifact",
+                    lambda share=share: update_progress_artifact(
+                        artifact_id=artifact_id, progress=share
+                    ),
+                )
+            if not pending:
+                return
+            finished, _ = wait(list(pending.values()), timeout=1.0)
+            for chunk, future in list(pending.items()):
+                if future not in finished:
+                    continue
+                del pending[chunk]
+                if future.state.is_failed() or future.state.is_crashed():
+                    reason = f"the chunk's poll task failed: {future.state.message}"
+                    close_chunk(work, chunk, reason, throttle)
 
 
 T = TypeVar("T")
@@ -218,8 +270,15 @@ def _in_ui(what: str, call: Callable[[], T]) -> T | None:
         return None
 
 
-def _chunks(items: list[T], size: int) -> list[list[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _plan_counts(workspace: str) -> tuple[dict[str, int], list[int]]:
+    with Workspace(workspace) as work:
+        return work.plan_counts(), work.chunks_with_work()
+
+
+def _remove(workspace: str) -> None:
+    path = Path(workspace)
+    if path.exists():
+        Workspace(path).remove()
 
 
 def _shared_limit(endpoint: Endpoint, name: str | None) -> str | None:
@@ -242,51 +301,3 @@ def _dry_run_message(counts: dict[str, int]) -> str:
         f"({counts['rows_to_submit']} rows) and poll {counts['tasks_to_poll']} already "
         "submitted; nothing was submitted"
     )
-
-
-def _collect(
-    polled: list[PrefectFuture[list[Job]]],
-    batches: list[list[Job]],
-    settled: list[RowState],
-    total: int,
-) -> list[RowState]:
-    """Gather batch results as they finish, updating progress; a crashed batch keeps its rows."""
-    artifact_id = _in_ui(
-        "create the progress artifact",
-        lambda: create_progress_artifact(
-            progress=0.0, key="img2svg-progress", description=f"Rows finished of {total}"
-        ),
-    )
-    batch_of = {future.task_run_id: batch for future, batch in zip(polled, batches, strict=True)}
-    states: list[RowState] = []
-    counts: dict[str, int] = {}
-    for state in settled:
-        counts[str(state.status)] = counts.get(str(state.status), 0) + 1
-
-    def report() -> None:
-        done = len(settled) + len(states)
-        if artifact_id is not None:
-            share = 100.0 * done / max(total, 1)
-            _in_ui(
-                "update the progress artifact",
-                lambda: update_progress_artifact(artifact_id=artifact_id, progress=share),
-            )
-        progress.report(done, total, counts)
-
-    report()
-    for future in as_completed(polled):
-        try:
-            jobs = future.result()
-            reason = "the batch ended without an outcome for this row"
-        except Exception as exc:  # the batch task failed after its retries
-            jobs = batch_of[future.task_run_id]
-            reason = f"batch task failed: {exc}"
-        for job in jobs:
-            if not job.lead.status.final:  # never leave a row without a status
-                job.lead.finish(RowStatus.ERROR, time.time(), reason)
-        for job in jobs:
-            for state in job.row_states():
-                states.append(state)
-                counts[str(state.status)] = counts.get(str(state.status), 0) + 1
-        report()
-    return states

@@ -1,68 +1,80 @@
-"""Submit a batch of jobs, then poll it (downloading each SVG as soon as it is done).
+"""Submit a chunk's new jobs, and poll its tasks (downloading each SVG as soon as it is done).
 
-Each task run handles a whole batch with concurrent HTTP calls inside it: task runs cost
-milliseconds each and the Prefect UI struggles with tens of thousands of them. Per-request
-retries happen in the client; the task-level retries below cover a batch that failed as a whole
-(a crash of the worker thread, an unexpected error). A retried submit cannot bill twice: the
-ledger claims each idempotency key right before its POST leaves, and a retry finds the key
-claimed (it polls the task, or reports the row unconfirmed) instead of sending it again.
-Polling is read-only.
+The two tasks of a chunk run side by side and share the run's task window: a submission takes
+a slot, the poller gives it back when it sees the task finish. They read and write the chunk's
+jobs in the run's workspace (given by path), never through shared Python objects. Per-request
+retries happen in the client; the task retries below cover a chunk that failed as a whole (an
+unexpected error). A retried submit cannot bill twice: the ledger claims each idempotency key
+right before its POST leaves, and a retry finds the key claimed (it polls the task, or reports
+the row unconfirmed) instead of sending it again. Polling is read-only.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from img2svg.pipeline.batch import poll_jobs, submit_jobs
+from img2svg.pipeline.chunks import poll_chunk as poll_chunk_work
+from img2svg.pipeline.chunks import submit_chunk as submit_chunk_work
 from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.plan import Job
 from img2svg.pipeline.settings import Endpoint, RunSettings
+from img2svg.pipeline.workspace import Workspace
 from tasks.limits import throttle_for
 
 
+def _all_sent_after_failure(task: Any, run: Any, state: Any) -> None:
+    """A submit task that failed for good sends nothing more: its poller may stop waiting."""
+    with Workspace(run.parameters["workspace"]) as work:
+        work.mark_submitted(run.parameters["chunk"])
+
+
 @task(
-    name="submit-batch",
+    name="submit-chunk",
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     cache_policy=NO_CACHE,
+    on_failure=[_all_sent_after_failure],
 )
-async def submit_batch(
-    jobs: list[Job], endpoint: Endpoint, settings: RunSettings, run_key: str, ledger_file: str
-) -> list[Job]:
-    throttle = throttle_for(
-        run_key, settings.rate_limit_per_minute, settings.concurrency, settings.shared_limit
-    )
-    with Ledger(Path(ledger_file)) as ledger:
-        return await submit_jobs(
-            jobs, endpoint=endpoint, settings=settings, throttle=throttle, ledger=ledger
+async def submit_chunk(
+    workspace: str,
+    chunk: int,
+    endpoint: Endpoint,
+    settings: RunSettings,
+    run_key: str,
+    ledger_file: str,
+) -> int:
+    throttle = throttle_for(run_key, settings)
+    with Workspace(workspace) as work, Ledger(Path(ledger_file)) as ledger:
+        return await submit_chunk_work(
+            work, chunk, endpoint=endpoint, settings=settings, throttle=throttle, ledger=ledger
         )
 
 
 @task(
-    name="poll-batch",
+    name="poll-chunk",
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     cache_policy=NO_CACHE,
 )
-async def poll_batch(
-    jobs: list[Job],
+async def poll_chunk(
+    workspace: str,
+    chunk: int,
     endpoint: Endpoint,
     settings: RunSettings,
     out: str,
     run_key: str,
     ledger_file: str,
-) -> list[Job]:
-    throttle = throttle_for(
-        run_key, settings.rate_limit_per_minute, settings.concurrency, settings.shared_limit
-    )
-    with Ledger(Path(ledger_file)) as ledger:
-        return await poll_jobs(
-            jobs,
+) -> None:
+    throttle = throttle_for(run_key, settings)
+    with Workspace(workspace) as work, Ledger(Path(ledger_file)) as ledger:
+        await poll_chunk_work(
+            work,
+            chunk,
             endpoint=endpoint,
             settings=settings,
             throttle=throttle,

@@ -11,6 +11,7 @@ from prefect.concurrency.asyncio import rate_limit
 from prefect.exceptions import ObjectNotFound
 
 from img2svg.client import Throttle
+from img2svg.pipeline.settings import RunSettings
 
 SHARED_LIMIT = "img2svg-submissions"
 
@@ -28,19 +29,22 @@ def shared_limit_exists(name: str) -> bool:
     return bool(limit.active)
 
 
-def throttle_for(
-    run_key: str, per_minute: float | None, concurrency: int, shared_limit: str | None = None
-) -> Throttle:
+def throttle_for(run_key: str, settings: RunSettings) -> Throttle:
+    """The run's one throttle (rate, requests and tasks in flight), made on first use."""
     with _lock:
         if run_key not in _throttles:
             gate = None
+            shared_limit = settings.shared_limit
             if shared_limit:
 
                 async def gate() -> None:
                     await rate_limit(shared_limit, occupy=1, strict=True)
 
             _throttles[run_key] = Throttle(
-                per_minute=per_minute, concurrency=concurrency, gate=gate
+                per_minute=settings.rate_limit_per_minute,
+                concurrency=settings.concurrency,
+                gate=gate,
+                max_in_flight=settings.max_in_flight,
             )
         return _throttles[run_key]
 

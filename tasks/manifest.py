@@ -1,13 +1,15 @@
-"""Read the manifest once, up front: a malformed one fails the run before anything is spent."""
+"""Stage the manifest once, streamed into the run's workspace: the chunks the other tasks name."""
 
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from img2svg.pipeline.manifest import Manifest, read_manifest
+from img2svg.pipeline.manifest import ManifestSource
+from img2svg.pipeline.workspace import Staged, Workspace
 
 
-@task(name="load-manifest", cache_policy=NO_CACHE)
-def load_manifest(path: str, image_column: str, id_column: str | None) -> Manifest:
-    return read_manifest(path, image_column=image_column, id_column=id_column)
+@task(name="stage-manifest", cache_policy=NO_CACHE)
+def stage_manifest(source: ManifestSource, workspace: str, chunk_rows: int) -> Staged:
+    with Workspace(workspace) as staged:
+        return staged.stage(source, chunk_rows)

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from img2svg.pipeline import results
+from img2svg.pipeline.fanout import fan_out_chunk
+from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.report import RunSummary, counts_table, markdown, summarize
-from img2svg.pipeline.rows import RowState
+from img2svg.pipeline.report import RunSummary, counts_table, markdown
+from img2svg.pipeline.workspace import Workspace
 
 
 @task(name="write-results", cache_policy=NO_CACHE)
-def write_results(states: list[RowState], out: str) -> RunSummary:
+def write_results(workspace: str, chunks: int, out: str, mode: str, ledger_file: str) -> RunSummary:
+    """Give every row its SVG, then stream the tables out of the workspace."""
     outputs = OutputStore(out)
-    frame = outputs.write_results(states)
-    return summarize(frame, outputs)
+    with Workspace(workspace) as work, Ledger(Path(ledger_file)) as ledger:
+        work.close_open_jobs("the run ended without an outcome for this row", time.time())
+        for chunk in range(chunks):
+            fan_out_chunk(work, ledger, outputs, chunk)
+        return results.write_results(work, outputs, mode)
 
 
 @task(name="publish-report", cache_policy=NO_CACHE)

@@ -59,3 +59,62 @@ def test_concurrency_is_capped_across_threads_and_loops() -> None:
         t.join(timeout=30)
     assert peak == 3
     assert current == 0
+
+
+def test_the_task_window_learns_the_accounts_limit_and_widens_again() -> None:
+    window = Throttle().window  # no limit known
+    assert window.limit is None
+
+    async def fill(n: int) -> None:
+        for i in range(n):
+            await window.acquire(f"k{i}")
+
+    asyncio.run(fill(4))
+    window.refused()  # the 4th submission met a 429 with 3 tasks running: the account allows 3
+    assert window.limit == 3 and window.in_flight == 4
+    window.release("k3", finished=False)  # the refused one gives its slot back
+
+    async def blocked() -> bool:
+        try:
+            await asyncio.wait_for(window.acquire("k9"), 0.2)
+        except TimeoutError:
+            return True
+        return False
+
+    assert asyncio.run(blocked())  # 3 in flight, limit 3: the next waits
+    for i in range(3):
+        window.release(f"k{i}")  # three finish without a 429: one more slot is tried
+    assert window.limit == 4 and window.in_flight == 0
+
+
+def test_a_known_cap_is_never_exceeded_and_a_rate_429_does_not_shrink_it() -> None:
+    window = Throttle(max_in_flight=2).window
+    asyncio.run(window.acquire("a"))
+    window.refused()  # only the refused one in flight: a per-minute limit, not concurrency
+    assert window.limit == 2
+    for i in range(10):
+        asyncio.run(window.acquire(f"x{i}"))
+        window.release(f"x{i}")
+    assert window.limit == 2  # widening stops at the cap
+
+
+def test_a_waiter_on_another_thread_is_woken_by_a_release() -> None:
+    window = Throttle(max_in_flight=1).window
+    asyncio.run(window.acquire("first"))
+    got: list[float] = []
+
+    def waiter() -> None:
+        async def go() -> None:
+            await window.acquire("second")
+            got.append(time.monotonic())
+
+        asyncio.run(go())
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.2)
+    assert not got
+    released = time.monotonic()
+    window.release("first")
+    thread.join(timeout=5)
+    assert got and got[0] - released < 1.0

@@ -90,8 +90,9 @@ def test_chaos_every_row_terminal_and_no_task_created_twice(
     assert len(results) == 40 and results["row_id"].is_unique
     with httpx.Client(base_url=chaotic.url) as api:
         assert metric(api, "img2svg_refusals_total", '{code="2003"}') > 0  # 429s were seen
-        assert metric(api, "img2svg_submit_requests_total") > 32  # and POSTs were retried
+        posts = metric(api, "img2svg_submit_requests_total")
     if deduped:
+        assert posts > 32  # POSTs whose answers were lost were resent, free
         assert (results["status"] == "succeeded").sum() == 40
         assert _created(chaotic.url) == 32  # despite lost responses and retried POSTs
         return

@@ -116,9 +116,7 @@ def test_unknown_tasks_are_lost_only_to_their_own_token_and_after_several_polls(
 ) -> None:
     """A rotated token does not see the old token's tasks on our service: never lost."""
     service = start_service("--token", "old", "--token", "new")
-    settings = RunSettings(
-        poll_interval_s=0.1, poll_max_interval_s=0.1, poll_timeout_s=3, lost_min_age_s=0
-    )
+    settings = RunSettings(poll_interval_s=0.1, poll_timeout_s=3, lost_min_age_s=0)
     old = Endpoint(url=service.url, token="old", identity=service.url)
     new = Endpoint(url=service.url, token="new", identity=service.url)
     rotated, stray = _jobs(tmp_path, 2)

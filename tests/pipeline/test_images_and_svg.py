@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from img2svg.pipeline.images import InvalidImageRef, classify, describe, prepare
+from img2svg.pipeline.rows import RowStatus
 from tests.helpers import Route
 
 
@@ -50,41 +51,41 @@ def test_prepare_reads_local_files_inline(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
-def test_fingerprints_follow_content_or_url_validators(web, monkeypatch) -> None:
-    """Content hash where we read the bytes; URL + ETag/Last-Modified where we do not."""
-    from img2svg.pipeline import images
+def _identify(rows, base: str, **kwargs):
+    from img2svg.pipeline.identify import identify_rows
+    from img2svg.pipeline.settings import RunSettings
+
+    return asyncio.run(identify_rows(rows, base, RunSettings(), **kwargs))
+
+
+def test_urls_are_named_without_the_network_unless_asked(web) -> None:
+    """The URL and the manifest's version; a HEAD request only with --fingerprint head."""
+    from img2svg.pipeline.manifest import ManifestRow
 
     web.add("/a.png", Route(body=b"one", headers={"ETag": '"v1"'}))
     web.add(
         "/b.png", Route(body=b"two", headers={"Last-Modified": "Tue, 24 Nov 2026 10:00:00 GMT"})
     )
     web.add("/c.png", Route(body=b"three"))
+    rows = [
+        ManifestRow(0, "a", web.url + "/a.png", version="2026-11-01"),
+        ManifestRow(1, "b", web.url + "/b.png"),
+        ManifestRow(2, "c", web.url + "/c.png"),
+        ManifestRow(3, "m", web.url + "/missing.png"),
+        ManifestRow(4, "x", "https://unresolvable.invalid/x.png"),
+    ]
+    plain = [item.fingerprint for item in _identify(rows, "")]
+    assert plain == [
+        f"url:{web.url}/a.png#v=2026-11-01",
+        f"url:{web.url}/b.png",
+        f"url:{web.url}/c.png",
+        f"url:{web.url}/missing.png",
+        "url:https://unresolvable.invalid/x.png",
+    ]
+    assert web.requests == []  # not one request, not even for the loopback host
 
-    async def fingerprints() -> list[str]:
-        async with httpx.AsyncClient() as http:
-            return [
-                await images.fingerprint(
-                    classify(web.url + path, ""), http=http, max_bytes=100, fetch_timeout_s=5
-                )
-                for path in ("/a.png", "/b.png", "/c.png", "/missing.png")
-            ]
-
-    # On loopback the pipeline fetches the bytes itself: the fingerprint is their hash.
-    async def content() -> str:
-        async with httpx.AsyncClient() as http:
-            return await images.fingerprint(
-                classify(web.url + "/a.png", ""), http=http, max_bytes=100, fetch_timeout_s=5
-            )
-
-    assert asyncio.run(content()) == "sha256:" + hashlib.sha256(b"one").hexdigest()
-
-    # Seen as a public host, the URL is not downloaded: a HEAD request gives its validators.
-    async def public(host: str) -> bool:
-        return False
-
-    monkeypatch.setattr(images, "is_private_host", public)
-    a, b, c, missing = asyncio.run(fingerprints())
-    assert a == f'url:{web.url}/a.png#etag="v1"'
+    a, b, c, missing = (item.fingerprint for item in _identify(rows[:4], "", mode="head"))
+    assert a == f'url:{web.url}/a.png#etag="v1"#v=2026-11-01'
     assert b == f"url:{web.url}/b.png#last-modified=Tue, 24 Nov 2026 10:00:00 GMT"
     assert c == f"url:{web.url}/c.png"
     assert missing == f"url:{web.url}/missing.png"
@@ -92,11 +93,35 @@ def test_fingerprints_follow_content_or_url_validators(web, monkeypatch) -> None
 
     # A transient answer must not change the key (that could pay for the image twice).
     web.add("/busy.png", Route(status=503))
+    (busy,) = _identify([ManifestRow(0, "z", web.url + "/busy.png")], "", mode="head")
+    assert busy.status is RowStatus.ERROR and "HEAD: HTTP 503" in busy.error
 
-    async def busy() -> str:
-        async with httpx.AsyncClient() as http:
-            ref = classify(web.url + "/busy.png", "")
-            return await images.fingerprint(ref, http=http, max_bytes=100, fetch_timeout_s=5)
 
-    with pytest.raises(images.ImageUnavailable, match="HEAD: HTTP 503"):
-        asyncio.run(busy())
+def test_local_files_are_hashed_once_then_known_by_size_and_mtime(tmp_path, monkeypatch):
+    from img2svg.pipeline import identify
+    from img2svg.pipeline.ledger import Ledger
+    from img2svg.pipeline.manifest import ManifestRow
+
+    (tmp_path / "a.png").write_bytes(b"one")
+    rows = [
+        ManifestRow(0, "a", "a.png"),
+        ManifestRow(1, "b", "a.png"),
+        ManifestRow(2, "c", "no.png"),
+    ]
+    reads: list[str] = []
+    real = identify._hash_file
+    monkeypatch.setattr(
+        identify, "_hash_file", lambda path, st, limit: reads.append(path) or real(path, st, limit)
+    )
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        first = _identify(rows, str(tmp_path), ledger=ledger)
+        digest = "sha256:" + hashlib.sha256(b"one").hexdigest()
+        assert [i.fingerprint for i in first[:2]] == [digest, digest]
+        assert first[2].status is RowStatus.INVALID and "no such file" in first[2].error
+        assert len(reads) == 1  # two rows, one file, read once
+        _identify(rows, str(tmp_path), ledger=ledger)
+        assert len(reads) == 1  # unchanged since: not read again
+        (tmp_path / "a.png").write_bytes(b"two!")
+        changed = _identify(rows[:1], str(tmp_path), ledger=ledger)
+        assert changed[0].fingerprint == "sha256:" + hashlib.sha256(b"two!").hexdigest()
+        assert len(reads) == 2

@@ -86,3 +86,23 @@ def test_safe_id() -> None:
     assert safe_id("abc-1.2_x") == "abc-1.2_x"
     assert safe_id("../etc/passwd") != safe_id("..-etc-passwd")
     assert "/" not in safe_id("../etc/passwd")
+
+
+def test_streamed_in_chunks_ids_stay_unique_across_chunks(tmp_path: Path) -> None:
+    import sqlite3
+
+    from img2svg.pipeline.manifest import RowIds, iter_rows, open_manifest
+
+    lines = "\n".join(f"{i % 7},img{i % 5}.png,v{i}" for i in range(30))
+    path = _csv(tmp_path, "\ufeffsku,image_url,etag\n" + lines + "\n\n")  # a BOM, a blank line
+    source = open_manifest(path, id_column="sku", version_column="etag")
+    chunks = list(iter_rows(source, 4))
+    assert [len(c) for c in chunks] == [4] * 7 + [2]
+    ids = RowIds(sqlite3.connect(":memory:"))
+    rows = [row for chunk in chunks for row in ids.assign(chunk)]
+    assert [r.index for r in rows] == list(range(30))
+    assert len({r.row_id for r in rows}) == 30
+    assert rows[7].invalid_reason == "duplicate id '0' (first at row 0)"
+    assert rows[29].version == "v29" and rows[29].image == "img4.png"
+    with pytest.raises(ManifestError, match="--version-column"):
+        open_manifest(path, version_column="updated_at")

@@ -1,15 +1,16 @@
-"""The plan: what each row needs, from the manifest and the ledger of earlier runs."""
+"""The plan: what each row needs, from the manifest, the run's workspace and the ledger."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from img2svg.pipeline.identify import Identified
 from img2svg.pipeline.images import ImageRef
 from img2svg.pipeline.ledger import Ledger, submission_key
 from img2svg.pipeline.manifest import ManifestRow
 from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.plan import Identified, plan_run
-from img2svg.pipeline.rows import RowStatus
+from img2svg.pipeline.plan import PlanOptions, plan_chunk
+from img2svg.pipeline.workspace import Workspace
 
 ROWS = [ManifestRow(0, "a", "a.png"), ManifestRow(1, "b", "b.png"), ManifestRow(2, "c", "a.png")]
 FOUND = [
@@ -17,25 +18,32 @@ FOUND = [
     Identified(1, ImageRef("path", "/m/b.png"), "sha256:b"),
     Identified(2, ImageRef("path", "/m/a.png"), "sha256:a"),
 ]
+KEY_A, KEY_B = submission_key("sha256:a", "fast"), submission_key("sha256:b", "fast")
 
 
-def _plan(tmp_path: Path, ledger: Ledger, **options):
-    return plan_run(
-        ROWS,
-        FOUND,
-        mode="fast",
+def _plan(tmp_path: Path, ledger: Ledger, name: str, rows=ROWS, found=FOUND, **options):
+    work = Workspace(tmp_path / f"{name}.sqlite3")
+    work.add_rows(0, rows)
+    plan_chunk(
+        0,
+        rows,
+        found,
+        workspace=work,
         ledger=ledger,
         outputs=OutputStore(str(tmp_path / "out")),
-        backend="http://api",
-        **options,
+        options=PlanOptions(mode="fast", backend="http://api", **options),
     )
+    return work
+
+
+def _jobs(work: Workspace) -> dict[str, dict]:
+    return {r["key"]: dict(r) for r in work.db.execute("SELECT * FROM jobs")}
 
 
 def test_an_interrupted_submission_is_resent_only_where_resending_is_free(tmp_path: Path):
     with Ledger(tmp_path / "ledger.sqlite3") as ledger:
-        key = submission_key("sha256:a", "fast")
         ledger.claim(
-            key,
+            KEY_A,
             fingerprint="sha256:a",
             mode="fast",
             backend="http://api",
@@ -43,33 +51,32 @@ def test_an_interrupted_submission_is_resent_only_where_resending_is_free(tmp_pa
             token_id=None,
             resend_ok=False,
         )
+        free = _jobs(_plan(tmp_path, ledger, "free"))
+        assert {k: j["action"] for k, j in free.items()} == {KEY_A: "submit", KEY_B: "submit"}
+        assert free[KEY_A]["idem_key"] == "k"  # the same key: the service dedupes it
+        assert free[KEY_A]["lead_row_id"] == "a"
 
-        free = _plan(tmp_path, ledger)
-        assert [job.key for job in free.to_submit] == [key, submission_key("sha256:b", "fast")]
-        assert free.to_submit[0].idem_key == "k"  # the same key: the service dedupes it
-        assert [f.row_id for f in free.to_submit[0].followers] == ["c"]
+        costly_work = _plan(tmp_path, ledger, "costly", resend_interrupted=False)
+        costly = _jobs(costly_work)
+        assert costly[KEY_A]["action"] == "settled" and costly[KEY_B]["action"] == "submit"
+        assert costly[KEY_A]["status"] == "unconfirmed"
+        assert "--resubmit-unconfirmed" in costly[KEY_A]["error"]
+        assert costly_work.counts() == {"unconfirmed": 2, "pending": 1}  # rows a and c share it
 
-        costly = _plan(tmp_path, ledger, resend_interrupted=False)
-        assert [job.key for job in costly.to_submit] == [submission_key("sha256:b", "fast")]
-        held = {s.row_id: s for s in costly.settled}
-        assert held.keys() == {"a", "c"}
-        assert all(s.status is RowStatus.UNCONFIRMED for s in held.values())
-        assert "may have been billed" in held["a"].error
-        assert "--resubmit-unconfirmed" in held["a"].error
-
-        forced = _plan(tmp_path, ledger, resend_interrupted=False, force=True)
-        assert len(forced.to_submit) == 2 and forced.to_submit[0].idem_key != "k"
+        forced = _jobs(_plan(tmp_path, ledger, "forced", resend_interrupted=False, force=True))
+        assert forced[KEY_A]["action"] == "submit" and forced[KEY_A]["idem_key"] != "k"
 
         # Exactly the unconfirmed image, with a new key; the other waits for a normal run.
-        again = _plan(tmp_path, ledger, resend_interrupted=False, resubmit_unconfirmed=True)
-        assert [job.key for job in again.to_submit] == [key]
-        assert again.to_submit[0].idem_key != "k"
-        assert [(s.row_id, s.status) for s in again.settled] == [("b", RowStatus.SKIPPED)]
+        again = _jobs(
+            _plan(tmp_path, ledger, "again", resend_interrupted=False, resubmit_unconfirmed=True)
+        )
+        assert again[KEY_A]["action"] == "submit" and again[KEY_A]["idem_key"] != "k"
+        assert (again[KEY_B]["action"], again[KEY_B]["status"]) == ("settled", "skipped")
 
 
-def test_dry_run_counts(tmp_path: Path) -> None:
+def test_dry_run_counts_with_a_limit(tmp_path: Path) -> None:
     with Ledger(tmp_path / "ledger.sqlite3") as ledger:
-        counts = _plan(tmp_path, ledger, limit=1).counts()
+        counts = _plan(tmp_path, ledger, "limited", limit=1).plan_counts()
     assert counts == {
         "tasks_to_submit": 1,
         "rows_to_submit": 2,
@@ -77,3 +84,23 @@ def test_dry_run_counts(tmp_path: Path) -> None:
         "rows_to_poll": 0,
         "rows_skipped": 1,
     }
+
+
+def test_an_image_planned_in_an_earlier_chunk_is_followed_not_submitted_again(tmp_path: Path):
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        work = _plan(tmp_path, ledger, "chunks", rows=ROWS[:2], found=FOUND[:2])
+        later = [ManifestRow(2, "c", "a.png")]
+        work.add_rows(1, later)
+        plan_chunk(
+            1,
+            later,
+            FOUND[2:],
+            workspace=work,
+            ledger=ledger,
+            outputs=OutputStore(str(tmp_path / "out")),
+            options=PlanOptions(mode="fast", backend="http://api"),
+        )
+        assert work.plan_counts()["tasks_to_submit"] == 2
+        assert work.plan_counts()["rows_to_submit"] == 3
+        (key,) = work.db.execute("SELECT key FROM rows WHERE idx = 2").fetchone()
+        assert key == KEY_A

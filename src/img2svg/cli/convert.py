@@ -61,7 +61,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--id-column",
         help="manifest column with unique row ids (default: a stable hash of the image reference)",
     )
-    p.add_argument("--batch-size", type=_positive_int, default=50, help="rows per Prefect task run")
+    p.add_argument(
+        "--version-column",
+        help="manifest column that changes when an image URL's content does (etag, updated_at, "
+        "checksum): with the URL, it tells an unchanged image without any network",
+    )
+    p.add_argument(
+        "--fingerprint",
+        choices=["url", "head"],
+        default="url",
+        help="how an image URL is told unchanged: url (the URL and --version-column) or head "
+        "(also a HEAD request's ETag / Last-Modified for each URL)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=10_000,
+        help="rows per chunk: what one Prefect task plans, submits or polls",
+    )
     p.add_argument(
         "--concurrency",
         type=_positive_int,
@@ -74,6 +91,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="PER_MINUTE",
         help="submissions per minute (default: 20 for a remote API as HiDream allows, "
         "unlimited for the embedded service; 0 = unlimited)",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        metavar="N",
+        help="tasks in flight on the API at once (HiDream: 1-10 by account tier); "
+        "default: learned from its 429 answers",
     )
     p.add_argument(
         "--poll-timeout",
@@ -126,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from img2svg.cli.progress_bar import ProgressBar
-    from img2svg.pipeline.manifest import ManifestError
+    from img2svg.pipeline.manifest import ManifestError, open_manifest
 
     console = Console(stderr=True)  # progress and errors
     out = Console()  # the summary, which scripts may capture
@@ -138,9 +162,12 @@ def run(args: argparse.Namespace) -> int:
         "token_block": args.token_block,
         "image_column": args.image_column,
         "id_column": args.id_column,
+        "version_column": args.version_column,
+        "fingerprint": args.fingerprint,
         "batch_size": args.batch_size,
         "concurrency": args.concurrency,
         "rate_limit": args.rate_limit,
+        "max_in_flight": args.max_in_flight,
         "poll_timeout": args.poll_timeout,
         "max_failure_ratio": args.max_failure_ratio,
         "force": args.force,
@@ -148,6 +175,11 @@ def run(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "resubmit_unconfirmed": args.resubmit_unconfirmed,
     }
+    try:  # a manifest that cannot be read is one clear message, before Prefect starts
+        open_manifest(args.manifest, args.image_column, args.id_column, args.version_column)
+    except ManifestError as exc:
+        console.print(f"[red]img2svg convert:[/red] {exc}")
+        return 2
     from flows.convert import convert
 
     if args.dry_run:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from img2svg.engine.trace import EngineLimits
-from img2svg.service.config import FaultConfig, ServiceConfig
+from img2svg.service.config import FaultConfig, ServiceConfig, usable_cpus
 
 TOKENS_ENV = "IMG2SVG_SERVE_TOKENS"
 
@@ -46,8 +46,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="T",
-        help=f"accepted bearer token (repeatable; also ${TOKENS_ENV}, comma-separated). "
-        "With none, any token is accepted.",
+        help="accepted bearer token (repeatable). Visible to every local user in `ps`: prefer "
+        f"--token-file or ${TOKENS_ENV} (comma-separated). With no token from any of the "
+        "three, any token is accepted.",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help="file of accepted bearer tokens, one per line; blank lines and # comments ignored",
     )
     p.add_argument(
         "--workers", type=_positive_int, default=os.cpu_count() or 1, help="vectorizer processes"
@@ -120,6 +127,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="largest accepted image file",
     )
     p.add_argument(
+        "--max-concurrent-decodes",
+        type=_positive_int,
+        default=usable_cpus(),
+        metavar="N",
+        help="submitted images decoded at once to validate them (each takes up to ~160 MB); "
+        f"others wait up to {ServiceConfig.decode_wait_s:g} s, then get 503",
+    )
+    p.add_argument(
         "--fetch-timeout",
         type=float,
         default=20.0,
@@ -133,18 +148,25 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from img2svg.service.auth import TokenFileError, read_token_file
     from img2svg.service.server import DataDirBusy, serve
 
     env_tokens = [t.strip() for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()]
+    try:
+        file_tokens = read_token_file(args.token_file) if args.token_file else frozenset()
+    except TokenFileError as exc:
+        print(f"img2svg serve: {exc}", file=sys.stderr)
+        return 2
     config = ServiceConfig(
         data_dir=args.data_dir,
-        tokens=frozenset([*args.token, *env_tokens]),
+        tokens=frozenset([*args.token, *env_tokens, *file_tokens]),
         rate_limit_per_minute=args.rate_limit,
         max_concurrency=args.max_concurrency,
         allow_private_urls=args.allow_private_urls,
         idempotency_keys=not args.no_idempotency,
         workers=args.workers,
         max_image_bytes=args.max_image_bytes,
+        max_concurrent_decodes=args.max_concurrent_decodes,
         fetch_timeout_s=args.fetch_timeout,
         engine=EngineLimits(timeout_s=args.task_timeout),
         faults=FaultConfig(

@@ -184,7 +184,7 @@ class AsyncImg2SvgClient:
             return read_submission(result)
 
         keyed = idempotency_key is not None and self.honours_idempotency_keys
-        return await self._with_retries(once, safe_to_repeat=keyed)
+        return await self._with_retries(once, safe_to_repeat=keyed, submission=True)
 
     async def result(self, task_id: str) -> TaskView:
         async def once() -> TaskView:
@@ -239,7 +239,9 @@ class AsyncImg2SvgClient:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    async def _with_retries(self, call: Callable[[], Awaitable[T]], *, safe_to_repeat: bool) -> T:
+    async def _with_retries(
+        self, call: Callable[[], Awaitable[T]], *, safe_to_repeat: bool, submission: bool = False
+    ) -> T:
         faults = 0
         quota_waits = 0
         quota_waited = 0.0
@@ -259,7 +261,7 @@ class AsyncImg2SvgClient:
                     if quota_waited + delay > self.retry.max_quota_wait_s:
                         raise
                     quota_waited += delay
-                    self.throttle.pause(delay)
+                    self.throttle.rate_limited(delay, submission=submission)
                 elif isinstance(error, TransientError):
                     faults += 1
                     if faults >= self.retry.attempts or not (

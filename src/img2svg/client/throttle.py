@@ -2,8 +2,15 @@
 
 Prefect runs each mapped task in its own thread with its own event loop, so asyncio primitives
 cannot be shared between batches. This throttle keeps its state under a thread lock and wakes
-waiters on their own loops, so that a run as a whole never exceeds the API's submission rate or
-the number of requests in flight, and a 429 seen by one batch pauses all of them.
+waiters on their own loops, so that a run as a whole never exceeds the API's submission rate,
+the number of requests in flight or the number of *tasks* in flight (the account's concurrency
+window), and a 429 seen by one batch pauses all of them.
+
+The task window is what keeps an API that allows N tasks at once busy: a submission takes a
+slot, and the poller gives it back the moment it sees the task finish, so the next submission
+leaves at once instead of running into 429s. Its size is `max_in_flight` when the user knows the
+account's tier; otherwise it is learned: a 429 while tasks are in flight means the account's
+limit is what is in flight now, and every `limit` tasks that finish without one widen it by one.
 """
 
 from __future__ import annotations
@@ -26,9 +33,12 @@ class Throttle:
         concurrency: int | None = None,
         *,
         gate: SubmissionGate | None = None,
+        max_in_flight: int | None = None,
+        learn_window: bool = True,
     ) -> None:
         """`gate`, when given, is awaited before every submission on top of the run's own pacing:
-        a quota shared with other processes (the flow passes Prefect's global rate limit)."""
+        a quota shared with other processes (the flow passes Prefect's global rate limit).
+        `max_in_flight` caps the tasks in flight; `learn_window` narrows it from 429s."""
         if per_minute is not None and per_minute <= 0:
             raise ValueError("per_minute must be positive")
         if concurrency is not None and concurrency < 1:
@@ -43,6 +53,7 @@ class Throttle:
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self._halt_reason: str | None = None
         self._gate = gate
+        self.window = TaskWindow(max_in_flight, learn=learn_window)
 
     def halt(self, reason: str) -> None:
         """Stop every further submission of the run (a refused token will not work any better)."""
@@ -77,6 +88,13 @@ class Throttle:
         """Hold every submission of the run for `seconds` (a Retry-After from the server)."""
         with self._lock:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def rate_limited(self, seconds: float, *, submission: bool) -> None:
+        """A 429: pause every submission; one refusing a submission also says how many tasks
+        the account allows in flight."""
+        self.pause(seconds)
+        if submission:
+            self.window.refused()
 
     @asynccontextmanager
     async def request_slot(self) -> AsyncIterator[None]:
@@ -128,3 +146,72 @@ class Throttle:
             self._release()
         else:
             future.set_result(None)
+
+
+class TaskWindow:
+    """Tasks in flight on the API (submitted, not yet seen finished), shared across threads."""
+
+    def __init__(self, limit: int | None = None, *, learn: bool = True) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.cap = limit  # never wider than this
+        self.limit = limit  # None: not known (yet)
+        self.learn = learn
+        self.in_flight = 0
+        self._holders: set[str] = set()
+        self._finished_since_refusal = 0
+        self._lock = threading.Lock()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+
+    async def acquire(self, holder: str) -> None:
+        """Wait for room, then count `holder` (a job key) as in flight."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                if holder in self._holders:
+                    return
+                if self.limit is None or self.in_flight < self.limit:
+                    self._holders.add(holder)
+                    self.in_flight += 1
+                    return
+                future: asyncio.Future[None] = loop.create_future()
+                self._waiters.append((loop, future))
+            await future
+
+    def release(self, holder: str, *, finished: bool = True) -> None:
+        """`holder` is no longer in flight (idempotent); `finished`: its task ended normally."""
+        with self._lock:
+            if holder not in self._holders:
+                return
+            self._holders.discard(holder)
+            self.in_flight -= 1
+            if finished and self.learn and self.limit is not None:
+                self._finished_since_refusal += 1
+                if self._finished_since_refusal >= self.limit and (
+                    self.cap is None or self.limit < self.cap
+                ):
+                    self.limit += 1
+                    self._finished_since_refusal = 0
+            self._wake_all()
+
+    def refused(self) -> None:
+        """A 429 while tasks are in flight: the account allows what is in flight now, less the
+        one refused (which holds a slot already)."""
+        with self._lock:
+            if not self.learn or self.in_flight <= 1:
+                return  # nothing in flight: a rate limit, not a concurrency one
+            learned = self.in_flight - 1
+            if self.limit is None or learned < self.limit:
+                self.limit = learned
+            self._finished_since_refusal = 0
+
+    def _wake_all(self) -> None:
+        waiters, self._waiters = self._waiters, deque()
+        for loop, future in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,7 +1,8 @@
 """Download one untrusted URL with bounded size, time and redirects.
 
-Redirects are followed by hand so that every hop passes the private-network guard; the body is
-streamed so that a huge or endless response costs at most `max_bytes`.
+Redirects are followed by hand so that every hop passes the private-network guard, and each hop
+connects to the addresses the guard checked (no second DNS lookup); the body is streamed so that
+a huge or endless response costs at most `max_bytes`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 import httpx
 
-from img2svg.net.guard import URLRefused, check_url
+from img2svg.net.guard import URLRefused, vet_url
+from img2svg.net.transport import pinned_client
 
 FetchFailure = Literal["refused", "http_status", "timeout", "too_large", "network"]
 
@@ -59,39 +60,43 @@ async def fetch_url(
         raise FetchError("timeout", f"no complete answer within {limits.timeout_s:g} s") from None
     except URLRefused as exc:
         raise FetchError("refused", str(exc)) from None
+    except httpx.InvalidURL as exc:  # e.g. a redirect to a Location httpx cannot parse
+        raise FetchError("refused", f"malformed URL: {exc}") from None
     except httpx.HTTPError as exc:
         raise FetchError("network", f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
 
 
 async def _fetch(client: httpx.AsyncClient, url: str, limits: FetchLimits) -> Fetched:
     for _ in range(limits.max_redirects + 1):
-        trusted = (urlsplit(url).hostname or "") in limits.trusted_hosts
-        await check_url(url, allow_private=limits.allow_private or trusted)
+        target = await vet_url(
+            url, allow_private=limits.allow_private, trusted_hosts=limits.trusted_hosts
+        )
         request = client.build_request("GET", url)
-        response = await client.send(request, stream=True, follow_redirects=False)
-        try:
-            if response.is_redirect:
-                location = response.headers.get("location")
-                if not location:
-                    raise FetchError("http_status", "redirect without a Location header")
-                url = str(response.url.join(location))
-                continue
-            if response.status_code != 200:
-                raise FetchError(
-                    "http_status",
-                    f"HTTP {response.status_code} from {response.url.host}",
-                    response.status_code,
+        async with pinned_client(client, target) as sender:
+            response = await sender.send(request, stream=True, follow_redirects=False)
+            try:
+                if response.is_redirect:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise FetchError("http_status", "redirect without a Location header")
+                    url = str(response.url.join(location))
+                    continue
+                if response.status_code != 200:
+                    raise FetchError(
+                        "http_status",
+                        f"HTTP {response.status_code} from {response.url.host}",
+                        response.status_code,
+                    )
+                content = await _read_bounded(response, limits.max_bytes)
+                return Fetched(
+                    content=content,
+                    final_url=str(response.url),
+                    content_type=response.headers.get("content-type"),
+                    etag=response.headers.get("etag"),
+                    last_modified=response.headers.get("last-modified"),
                 )
-            content = await _read_bounded(response, limits.max_bytes)
-            return Fetched(
-                content=content,
-                final_url=str(response.url),
-                content_type=response.headers.get("content-type"),
-                etag=response.headers.get("etag"),
-                last_modified=response.headers.get("last-modified"),
-            )
-        finally:
-            await response.aclose()
+            finally:
+                await response.aclose()
     raise FetchError("http_status", f"more than {limits.max_redirects} redirects")
 
 

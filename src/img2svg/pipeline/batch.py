@@ -60,9 +60,12 @@ async def submit_jobs(
     throttle: Throttle,
     ledger: Ledger,
     clock: Clock = time.time,
+    on_done: OnFinal | None = None,
 ) -> list[Job]:
     """Submit each job once: the ledger claims its idempotency key right before the POST
-    leaves, and records the task id as soon as the answer comes."""
+    leaves, and records the task id as soon as the answer comes. Each submission first takes a
+    slot of the run's task window (the poller gives it back); `on_done` hears of each job
+    whose submission ended, sent or not."""
     # Bounds how many images of this batch are read into memory and sent at once.
     gate = asyncio.Semaphore(settings.concurrency)
     async with (
@@ -82,6 +85,10 @@ async def submit_jobs(
                     job.lead.finish(
                         RowStatus.ERROR, clock(), f"submission failed unexpectedly: {exc!r}"
                     )
+                if job.lead.status is not RowStatus.SUBMITTED:
+                    throttle.window.release(job.key, finished=False)
+                if on_done is not None:
+                    on_done(job)
 
         async def _submit_one(job: Job) -> None:
             state = job.lead
@@ -102,6 +109,7 @@ async def submit_jobs(
                 state.finish(RowStatus.ERROR, clock(), str(exc))
                 return
             claim = _Claim(ledger, job, endpoint, settings.mode)
+            await throttle.window.acquire(job.key)
             try:
                 submitted = await client.submit(
                     payload.image, settings.mode, idempotency_key=job.idem_key, before_send=claim
@@ -241,70 +249,155 @@ async def poll_jobs(
     ledger: Ledger,
     clock: Clock = time.time,
 ) -> list[Job]:
-    """Poll every submitted job until it is terminal or past its deadline.
-
-    SVGs are downloaded the moment their task succeeds: result URLs are short-lived. A job
-    still running at its deadline stays `submitted` in the ledger, so the next run polls it
-    again instead of paying for it twice.
-    """
-    pending = {j.lead.task_id: j for j in jobs if j.lead.status is RowStatus.SUBMITTED}
-    # A task resumed from an earlier run gets a full poll_timeout from now, not from then.
-    started = clock()
-    interval = settings.poll_interval_s
-    last_error: str | None = None
-    unknown = _UnknownTasks(settings, endpoint)
+    """Poll every submitted job until it is terminal or past its deadline."""
     async with make_client(endpoint, settings, throttle) as client:
-        downloads: list[asyncio.Task[None]] = []
-        while pending:
-            try:
-                views = await client.results(list(pending))
-                last_error = None
-            except Unauthorized as exc:
-                throttle.halt(f"the API refused the token ({exc}): {AUTH_HELP}")
-                now = clock()
-                for job in pending.values():
-                    job.lead.finish(RowStatus.ERROR, now, f"polling refused, {exc}: {AUTH_HELP}")
-                break
-            except Img2SvgError as exc:
-                views = []
-                last_error = str(exc)
-                log.warning("polling %d tasks failed: %s", len(pending), exc)
-            now = clock()
-            for view in views:
-                job = pending.get(view.task_id)
-                if job is None:
-                    continue
-                if view.verdict is Verdict.QUERY_ERROR:
-                    last_error = f"the API answered code {view.code} for it: {view.reason}"
-                if not unknown.settle(job, view, now) and not view.terminal:
-                    continue
-                del pending[view.task_id]
-                if view.verdict is Verdict.DONE:
-                    job.lead.sub_task_id = view.sub_task_id or job.lead.sub_task_id
-                    job.lead.svg_url = view.svg_url
-                    job.lead.finished_at = now  # still `submitted` until the SVG is written
-                    downloads.append(
-                        asyncio.create_task(
-                            _download(client, job, outputs, ledger, settings, clock)
-                        )
-                    )
-                elif view.verdict is not Verdict.UNKNOWN_TASK:
-                    await _record_end(job, view, ledger, now)
-            for task_id, job in list(pending.items()):
-                state = job.lead
-                deadline = max(state.submitted_at or started, started) + settings.poll_timeout_s
-                if now >= deadline:
-                    reason = f"not finished after {settings.poll_timeout_s:g} s"
-                    note = unknown.note(job) or (last_error and f"last poll error: {last_error}")
-                    if note:
-                        reason += f" ({note})"
-                    state.finish(RowStatus.TIMED_OUT, now, reason + _RESUME_HINT)
-                    del pending[task_id]
-            if pending:
-                await asyncio.sleep(interval)
-                interval = min(interval * 1.5, settings.poll_max_interval_s)
-        await asyncio.gather(*downloads)
+        poller = Poller(client, endpoint, settings, throttle, outputs, ledger, clock=clock)
+        poller.add(jobs)
+        while poller.pending:
+            await poller.round()
+            if poller.pending:
+                await asyncio.sleep(poller.next_wait())
+        await poller.finish()
     return jobs
+
+
+OnFinal = Callable[[Job], None]
+
+
+class Poller:
+    """Watches submitted tasks with the batch result endpoint; jobs may be added at any time,
+    so polling runs alongside submitting.
+
+    SVGs are downloaded the moment their task succeeds: result URLs are short-lived. A task
+    frees its slot in the run's task window as soon as it is seen finished, so the next
+    submission can leave. A job still running at its deadline stays `submitted` in the
+    ledger, so the next run polls it again instead of paying for it twice.
+
+    The poll is timed by what tasks take: once a few have finished, the next poll is due when
+    the oldest pending task reaches the typical duration (but at least every
+    `poll_interval_s`), so a finished task is noticed within a fraction of a second without
+    polling a slow API many times a second.
+    """
+
+    def __init__(
+        self,
+        client: AsyncImg2SvgClient,
+        endpoint: Endpoint,
+        settings: RunSettings,
+        throttle: Throttle,
+        outputs: OutputStore,
+        ledger: Ledger,
+        *,
+        on_final: OnFinal | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.client, self.settings, self.throttle = client, settings, throttle
+        self.outputs, self.ledger, self.clock = outputs, ledger, clock
+        self.on_final = on_final or (lambda job: None)
+        self.pending: dict[str, Job] = {}
+        self.unknown = _UnknownTasks(settings, endpoint)
+        self.downloads: set[asyncio.Task[None]] = set()
+        self.last_error: str | None = None
+        self.typical_s: float | None = None  # moving average of task durations seen
+        self._since: dict[str, float] = {}  # when this poller started watching each task
+        self._halted = False
+
+    def add(self, jobs: list[Job]) -> None:
+        now = self.clock()
+        for job in jobs:
+            if job.lead.status is RowStatus.SUBMITTED and job.lead.task_id:
+                self.pending[job.lead.task_id] = job
+                # A task resumed from an earlier run gets a full poll_timeout from now.
+                self._since[job.lead.task_id] = max(job.lead.submitted_at or now, now)
+
+    async def round(self) -> None:
+        """One batch query for every pending task; settle what it says."""
+        if self._halted or not self.pending:
+            return
+        try:
+            views = await self.client.results(list(self.pending))
+            self.last_error = None
+        except Unauthorized as exc:
+            self.throttle.halt(f"the API refused the token ({exc}): {AUTH_HELP}")
+            now = self.clock()
+            for job in list(self.pending.values()):
+                job.lead.finish(RowStatus.ERROR, now, f"polling refused, {exc}: {AUTH_HELP}")
+                self._final(job)
+            self.pending.clear()
+            self._halted = True
+            return
+        except Img2SvgError as exc:
+            views = []
+            self.last_error = str(exc)
+            log.warning("polling %d tasks failed: %s", len(self.pending), exc)
+        now = self.clock()
+        for view in views:
+            job = self.pending.get(view.task_id)
+            if job is None:
+                continue
+            if view.verdict is Verdict.QUERY_ERROR:
+                self.last_error = f"the API answered code {view.code} for it: {view.reason}"
+            if not self.unknown.settle(job, view, now) and not view.terminal:
+                continue
+            del self.pending[view.task_id]
+            self._learn(job, now)
+            self.throttle.window.release(job.key)
+            if view.verdict is Verdict.DONE:
+                job.lead.sub_task_id = view.sub_task_id or job.lead.sub_task_id
+                job.lead.svg_url = view.svg_url
+                job.lead.finished_at = now  # still `submitted` until the SVG is written
+                task = asyncio.create_task(self._download(job))
+                self.downloads.add(task)
+                task.add_done_callback(self.downloads.discard)
+            else:
+                await _record_end(job, view, self.ledger, now)
+                self._final(job)
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        for task_id, job in list(self.pending.items()):
+            if now < self._since[task_id] + self.settings.poll_timeout_s:
+                continue
+            reason = f"not finished after {self.settings.poll_timeout_s:g} s"
+            last = self.last_error and f"last poll error: {self.last_error}"
+            note = self.unknown.note(job) or last
+            if note:
+                reason += f" ({note})"
+            job.lead.finish(RowStatus.TIMED_OUT, now, reason + _RESUME_HINT)
+            del self.pending[task_id]
+            self.throttle.window.release(job.key, finished=False)
+            self._final(job)
+
+    def next_wait(self) -> float:
+        """Seconds until the next poll is worth making."""
+        base = self.settings.poll_interval_s
+        if self.typical_s is None or not self.pending:
+            return base
+        now = self.clock()
+        due = min(self._since[t] + self.typical_s for t in self.pending) - now
+        return min(base, max(self.settings.poll_min_interval_s, due))
+
+    def _learn(self, job: Job, now: float) -> None:
+        started = job.lead.submitted_at
+        if started is None or started < self._since.get(job.lead.task_id or "", started):
+            return  # resumed from an earlier run: its duration says nothing about now
+        took = max(0.0, now - started)
+        self.typical_s = took if self.typical_s is None else 0.8 * self.typical_s + 0.2 * took
+
+    async def _download(self, job: Job) -> None:
+        await _download(self.client, job, self.outputs, self.ledger, self.settings, self.clock)
+        self._final(job)
+
+    def _final(self, job: Job) -> None:
+        try:
+            self.on_final(job)
+        except Exception:  # the ledger holds the truth; a workspace write must not stop polls
+            log.exception("recording the outcome of %s failed", job.lead.row_id)
+
+    async def finish(self) -> None:
+        """Wait for the downloads still running."""
+        while self.downloads:
+            await asyncio.gather(*list(self.downloads))
 
 
 _RESUME_HINT = "; the task is kept in the ledger and the next run polls it again, unpaid"
@@ -407,8 +500,9 @@ async def _download(
         digest = hashlib.sha256(data).hexdigest()
         written = []
         for row in [state, *job.followers]:
+            relative = f"svgs/{row.row_id}.svg"
             await asyncio.to_thread(outputs.write_svg, row.row_id, data)
-            written.append((row.row_id, job.key, f"svgs/{row.row_id}.svg", digest))
+            written.append((row.row_id, job.key, relative, digest, *outputs.stat(relative)))
         await asyncio.to_thread(
             ledger.succeeded,
             job.key,
@@ -416,6 +510,7 @@ async def _download(
             svg_path=f"svgs/{state.row_id}.svg",
             svg_sha256=digest,
         )
+        job.svg_sha256 = digest
         await asyncio.to_thread(ledger.record_rows, written)
         state.svg_path = outputs.svg_location(state.row_id)
         state.svg_bytes = len(data)

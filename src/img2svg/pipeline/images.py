@@ -3,7 +3,7 @@
 Public http(s) URLs are sent as URLs: the service fetches them. Everything the service could not
 reach is read here and sent inline as base64: local paths (relative to the manifest), `file://`
 and other fsspec URLs, and http(s) URLs on loopback or private networks. `data:` URIs pass as
-they are. The content fingerprint of inline images is what incremental runs compare.
+they are. What incremental runs compare is decided in `identify`.
 """
 
 from __future__ import annotations
@@ -109,31 +109,25 @@ async def prepare(
     )
 
 
-async def fingerprint(
-    ref: ImageRef, *, http: httpx.AsyncClient, max_bytes: int, fetch_timeout_s: float
-) -> str:
-    """What incremental runs compare: a content hash where we can read the bytes cheaply.
-
-    A public URL is not downloaded (the service fetches it): its identity is the URL plus the
-    validators a HEAD request returns (ETag, else Last-Modified), or the URL alone without them.
-    """
-    if ref.kind == "url" and not await _on_private_network(ref.location):
-        return await _url_validators(http, ref.location, fetch_timeout_s)
-    payload = await prepare(ref, http=http, max_bytes=max_bytes, fetch_timeout_s=fetch_timeout_s)
+async def fingerprint_remote(ref: ImageRef, *, max_bytes: int, http: httpx.AsyncClient) -> str:
+    """Content hash of a `data:` URI or a file on another fsspec filesystem (local files are
+    hashed, and cached, by `identify`; URLs are named by the URL)."""
+    payload = await prepare(ref, http=http, max_bytes=max_bytes, fetch_timeout_s=30.0)
     return payload.fingerprint
 
 
 async def _on_private_network(url: str) -> bool:
-    """Whether a remote service could not reach the URL, so the pipeline must fetch it."""
+    """Whether a remote service could not reach the URL, so the pipeline must fetch it. A host
+    this machine cannot resolve is left to the service, which fetches public URLs itself."""
     try:
         return await is_private_host(urlsplit(url).hostname or "")
-    except URLRefused as exc:
-        raise ImageUnavailable(str(exc)) from None
+    except URLRefused:
+        return False
     except ValueError as exc:  # e.g. a host name IDNA cannot encode
         raise InvalidImageRef(f"malformed host in {url}: {exc}") from None
 
 
-async def _url_validators(http: httpx.AsyncClient, url: str, timeout_s: float) -> str:
+async def url_validators(http: httpx.AsyncClient, url: str, timeout_s: float) -> str:
     identity = "url:" + url
     try:
         response = await http.head(url, timeout=timeout_s, follow_redirects=False)

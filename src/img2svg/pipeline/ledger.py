@@ -46,8 +46,10 @@ class State(StrEnum):
 
 SUBMITTING, SUBMITTED = State.SUBMITTING, State.SUBMITTED
 
-# PRAGMA user_version: 1 = first release; 2 adds submissions.token_id (which token submitted).
-SCHEMA_VERSION = 2
+# PRAGMA user_version: 1 = first release; 2 adds submissions.token_id (which token submitted);
+# 3 adds rows.svg_size/svg_mtime_ns (an SVG is known intact from a stat, as git's index does)
+# and file_hashes (a local image is re-read only when its size or mtime changed).
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -74,7 +76,16 @@ CREATE TABLE IF NOT EXISTS rows (
     key           TEXT NOT NULL,
     svg_path      TEXT NOT NULL,
     svg_sha256    TEXT NOT NULL,
-    updated_at    REAL NOT NULL
+    updated_at    REAL NOT NULL,
+    svg_size      INTEGER,
+    svg_mtime_ns  INTEGER
+);
+CREATE INDEX IF NOT EXISTS rows_key ON rows (key);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path          TEXT PRIMARY KEY,
+    size          INTEGER NOT NULL,
+    mtime_ns      INTEGER NOT NULL,
+    sha256        TEXT NOT NULL
 );
 """
 
@@ -109,6 +120,15 @@ class RowRecord:
     svg_path: str
     svg_sha256: str
     updated_at: float
+    svg_size: int | None = None  # size and mtime when written: unchanged means intact
+    svg_mtime_ns: int | None = None
+
+
+RowWrite = tuple[str, str, str, str] | tuple[str, str, str, str, int | None, int | None]
+
+
+def _padded(entry: RowWrite) -> tuple[object, ...]:
+    return (*entry, None, None) if len(entry) == 4 else entry
 
 
 def submission_key(fingerprint: str, mode: str) -> str:
@@ -136,10 +156,19 @@ class Ledger:
             raise RuntimeError(
                 f"the ledger {self.path} was written by a newer img2svg (schema {version})"
             )
+        added = {
+            "submissions": [("token_id", "TEXT")],  # version 2
+            "rows": [("svg_size", "INTEGER"), ("svg_mtime_ns", "INTEGER")],  # version 3
+        }
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        for table, new_columns in added.items():
+            if table not in tables:
+                continue
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in new_columns:
+                if name not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
         self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(submissions)")}
-        if "token_id" not in columns:  # a version-1 ledger
-            self._db.execute("ALTER TABLE submissions ADD COLUMN token_id TEXT")
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -257,14 +286,38 @@ class Ledger:
         """A terminal outcome of a task without an SVG: failed, rejected or lost."""
         self._update(key, state=state, error=error, finished_at=time.time())
 
-    def record_rows(self, entries: list[tuple[str, str, str, str]]) -> None:
-        """(row_id, key, svg_path, svg_sha256) for rows whose SVG has just been written."""
+    def record_rows(self, entries: list[RowWrite]) -> None:
+        """Rows whose SVG has just been written: (row_id, key, svg_path, svg_sha256, size,
+        mtime_ns), the last two None where the store cannot tell them cheaply."""
         now = time.time()
         with self._tx() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO rows (row_id, key, svg_path, svg_sha256, updated_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(*entry, now) for entry in entries],
+                "INSERT OR REPLACE INTO rows (row_id, key, svg_path, svg_sha256, svg_size, "
+                "svg_mtime_ns, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(*_padded(entry), now) for entry in entries],
+            )
+
+    def rows_of(self, key: str, limit: int = 5) -> list[RowRecord]:
+        """Some rows that hold this submission's SVG: copies to restore a missing one from."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT * FROM rows WHERE key = ? LIMIT ?", (key, limit)
+            ).fetchall()
+        return [RowRecord(**r) for r in found]
+
+    def file_hashes(self, paths: list[str]) -> dict[str, tuple[int, int, str]]:
+        """path -> (size, mtime_ns, sha256) of local images hashed by earlier runs."""
+        return {
+            r["path"]: (r["size"], r["mtime_ns"], r["sha256"])
+            for r in self._select_in("file_hashes", "path", paths)
+        }
+
+    def remember_file_hashes(self, entries: list[tuple[str, int, int, str]]) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO file_hashes (path, size, mtime_ns, sha256) "
+                "VALUES (?, ?, ?, ?)",
+                entries,
             )
 
     def rows(self, row_ids: list[str]) -> dict[str, RowRecord]:

@@ -9,22 +9,11 @@ from __future__ import annotations
 import os
 import posixpath
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import fsspec
-import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
-
-from img2svg.pipeline.rows import RESULT_COLUMNS, RowState, RowStatus
-
-RESULT_DTYPES = {
-    "svg_bytes": "Int64",
-    "attempts": "Int64",
-    "submitted_at": "float64",
-    "finished_at": "float64",
-    "duration_s": "float64",
-    "reused": "bool",
-}
 
 
 class OutputStore:
@@ -77,33 +66,48 @@ class OutputStore:
         except FileNotFoundError:
             return None
 
+    @contextmanager
+    def writing(self, relative: str) -> Iterator[str]:
+        """A local path to write `relative` to; it appears in `out` whole, only on success."""
+        if self.is_local:
+            target = self._path(relative)
+            directory = os.path.dirname(target)
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+            os.close(fd)
+            try:
+                yield tmp
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return
+        with tempfile.TemporaryDirectory(prefix="img2svg-out-") as folder:
+            local = os.path.join(folder, os.path.basename(relative))
+            yield local
+            self.fs.put_file(local, self._path(relative))
+
     def write_svg(self, row_id: str, data: bytes) -> str:
         return self.write_bytes(f"svgs/{row_id}.svg", data)
 
-    def write_results(self, rows: Sequence[RowState]) -> pd.DataFrame:
-        frame = results_frame(rows)
-        self.write_bytes("results.parquet", frame.to_parquet(index=False))
-        self.write_bytes("results.csv", frame.to_csv(index=False).encode())
-        self.write_bytes("failures.csv", failures_frame(frame).to_csv(index=False).encode())
-        return frame
+    def stat(self, relative: str) -> tuple[int | None, int | None]:
+        """(size, mtime_ns) of a local file, to know it unchanged later without reading it;
+        (None, None) where the store cannot tell cheaply or the file is gone."""
+        if not self.is_local:
+            return None, None
+        try:
+            st = os.stat(self._path(relative))
+        except OSError:
+            return None, None
+        return st.st_size, st.st_mtime_ns
+
+    def unchanged(self, relative: str, size: int | None, mtime_ns: int | None) -> bool:
+        """Whether a file is as recorded when written (size and mtime, as git's index)."""
+        if size is None or mtime_ns is None:
+            return False
+        return self.stat(relative) == (size, mtime_ns)
+
+    def local_path(self, relative: str) -> str | None:
+        return self._path(relative) if self.is_local else None
 
 
-def results_frame(rows: Sequence[RowState]) -> pd.DataFrame:
-    ordered = sorted(rows, key=lambda r: r.index)
-    frame = pd.DataFrame([r.as_result() for r in ordered], columns=RESULT_COLUMNS)
-    return frame.astype(RESULT_DTYPES)
-
-
-def failures_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """Rows that did not succeed, the most common reasons first, then manifest order."""
-    failed = results[results["status"] != str(RowStatus.SUCCEEDED)].copy()
-    failed["error"] = failed["error"].fillna("")
-    counts = failed.groupby(["status", "error"])["row_id"].transform("count")
-    failed["reason_count"] = counts
-    failed["_order"] = range(len(failed))
-    failed = failed.sort_values(
-        ["reason_count", "status", "error", "_order"], ascending=[False, True, True, True]
-    )
-    return failed[["row_id", "image", "status", "error", "reason_count", "task_id"]].reset_index(
-        drop=True
-    )

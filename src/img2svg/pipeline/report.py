@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pandas as pd
-
-from img2svg.pipeline.outputs import OutputStore, failures_frame
 from img2svg.pipeline.rows import RowStatus
 
 STATUS_ORDER = [str(s) for s in RowStatus if s.final]
@@ -27,30 +24,6 @@ class RunSummary:
     @property
     def succeeded(self) -> int:
         return self.counts.get(str(RowStatus.SUCCEEDED), 0)
-
-
-def summarize(results: pd.DataFrame, outputs: OutputStore, top: int = 10) -> RunSummary:
-    counts = {status: int((results["status"] == status).sum()) for status in STATUS_ORDER}
-    total = len(results)
-    # Rows held back by --limit are deferred, not failed.
-    failed = total - counts[str(RowStatus.SUCCEEDED)] - counts[str(RowStatus.SKIPPED)]
-    failures = failures_frame(results)
-    grouped = (
-        failures.drop_duplicates(["status", "error"])[["status", "error", "reason_count"]]
-        .head(top)
-        .itertuples(index=False)
-    )
-    return RunSummary(
-        total=total,
-        counts=counts,
-        failure_ratio=failed / total if total else 0.0,
-        out=outputs.out,
-        results_parquet=outputs.location("results.parquet"),
-        results_csv=outputs.location("results.csv"),
-        failures_csv=outputs.location("failures.csv"),
-        top_failures=[(s, e, int(n)) for s, e, n in grouped],
-        reused=int((results["reused"] & (results["status"] == str(RowStatus.SUCCEEDED))).sum()),
-    )
 
 
 def counts_table(summary: RunSummary) -> list[dict[str, object]]:

@@ -51,8 +51,11 @@ class RunSettings:
     concurrency: int = 8
     rate_limit_per_minute: float | None = None
     poll_timeout_s: float = 600.0
+    # Polls come at least this often, and no more often than the minimum even when tasks are
+    # due to finish (see pipeline.batch.Poller).
     poll_interval_s: float = 1.0
-    poll_max_interval_s: float = 15.0
+    poll_min_interval_s: float = 0.1
+    max_in_flight: int | None = None  # tasks in flight at once; None: learned from 429s
     max_image_bytes: int = 20 * 1024 * 1024
     fetch_timeout_s: float = 30.0
     request_timeout_s: float = 60.0

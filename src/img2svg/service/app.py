@@ -34,17 +34,27 @@ from img2svg.api.paths import (
 from img2svg.engine.errors import EngineError
 from img2svg.engine.pool import VectorizerPool
 from img2svg.net.fetch import FetchLimits
-from img2svg.service.auth import account_for
+from img2svg.service.auth import account_for, caller_scope
 from img2svg.service.config import ServiceConfig
 from img2svg.service.errors import ApiError
 from img2svg.service.faults import FaultInjectionMiddleware, FaultPlan
-from img2svg.service.inputs import resolve_image
+from img2svg.service.inputs import DecodeGate, resolve_image
 from img2svg.service.limits import Refusal, SlidingWindowLimiter
 from img2svg.service.metrics import ServiceMetrics
 from img2svg.service.protocol import (
+    METRICS_DOC,
+    SUBMIT_HEADERS,
+    SVG_FILE_DOC,
+    BatchAnswer,
     BatchBody,
+    Health,
+    ResultAnswer,
+    SubmitAnswer,
     SubmitBody,
     SubmitRequest,
+    SyncAnswer,
+    SyncBody,
+    api_doc,
     envelope,
     error_response,
     new_request_id,
@@ -61,15 +71,7 @@ log = logging.getLogger("img2svg.service")
 _SUB_TASK_FILE = re.compile(r"^[0-9a-f-]{36}\.svg$")
 _MAX_IDEMPOTENCY_KEY = 255
 _CONCURRENCY_RETRY_AFTER_S = 2
-
-
-def _json_body_doc(model: type) -> dict:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
-    }
+_SUBMIT_DOC = api_doc(SubmitAnswer, body=SubmitBody, quota=True, headers=SUBMIT_HEADERS)
 
 
 class Service:
@@ -90,6 +92,7 @@ class Service:
             allow_private=config.allow_private_urls,
         )
         self._admit = asyncio.Lock()
+        self.decodes = DecodeGate(config.max_concurrent_decodes, config.decode_wait_s)
         self.store: TaskStore
         self.pool: VectorizerPool
         self.http: httpx.AsyncClient
@@ -108,6 +111,7 @@ class Service:
     async def stop(self) -> None:
         await self.runner.stop()
         await self.http.aclose()
+        self.decodes.close()
         self.pool.close()
         self.store.close()
 
@@ -148,6 +152,7 @@ class Service:
             client=self.http,
             fetch_limits=self.fetch_limits,
             decode_limits=self.config.decode_limits,
+            gate=self.decodes,
         )
 
     async def submit(
@@ -249,20 +254,24 @@ def create_app(config: ServiceConfig) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(ApiError(ErrorCode.INTERNAL_ERROR), request)
 
-    @app.post(SUBMIT_PATH, openapi_extra=_json_body_doc(SubmitBody), summary="Submit a task")
+    @app.post(SUBMIT_PATH, summary="Submit a task", **_SUBMIT_DOC)
     async def submit(request: Request) -> dict:
         service.metrics.submit_requests.inc()
         account = service.account(request)
         body = parse_submit(await read_json(request, config.max_body_bytes))
         idem_key = request.headers.get("idempotency-key") if config.idempotency_keys else None
-        if idem_key is not None and not 0 < len(idem_key) <= _MAX_IDEMPOTENCY_KEY:
-            raise ApiError(ErrorCode.INVALID_FIELD, "Idempotency-Key must be 1-255 characters")
+        if idem_key is not None:
+            if not 0 < len(idem_key) <= _MAX_IDEMPOTENCY_KEY:
+                raise ApiError(ErrorCode.INVALID_FIELD, "Idempotency-Key must be 1-255 characters")
+            # Scoped by the presented token even when tokens are not checked (then every caller
+            # is account "anonymous"), so one client's key never returns another client's task.
+            idem_key = f"{caller_scope(request.headers.get('authorization'))}:{idem_key}"
         task = await service.submit(request, account, body, idem_key)
         return envelope(
             {"task_id": task.task_id, "sub_task_ids": [task.sub_task_id]}, new_request_id()
         )
 
-    @app.get(RESULTS_PATH, summary="Fetch the result of one task")
+    @app.get(RESULTS_PATH, summary="Fetch the result of one task", **api_doc(ResultAnswer))
     async def result(request: Request, task_id: str | None = None, request_id: str = "") -> dict:
         account = service.account(request)
         if not task_id:
@@ -271,7 +280,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return envelope(task_result(task, str(request.base_url)), new_request_id())
 
     @app.post(
-        BATCH_RESULTS_PATH, openapi_extra=_json_body_doc(BatchBody), summary="Fetch many results"
+        BATCH_RESULTS_PATH, summary="Fetch many results", **api_doc(BatchAnswer, body=BatchBody)
     )
     async def batch_results(request: Request) -> dict:
         account = service.account(request)
@@ -293,7 +302,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
                 results.append(task_result(task, str(request.base_url)))
         return envelope(results, new_request_id())
 
-    @app.post(SYNC_PATH, openapi_extra=_json_body_doc(SubmitBody), summary="Convert synchronously")
+    @app.post(
+        SYNC_PATH, summary="Convert synchronously", **api_doc(SyncAnswer, body=SyncBody, quota=True)
+    )
     async def sync(request: Request) -> dict:
         service.metrics.sync_requests.inc()
         account = service.account(request)
@@ -315,7 +326,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
             )
         return envelope({"svg": svg}, new_request_id())
 
-    @app.get(FILES_PREFIX + "/{name}", summary="Download a produced SVG")
+    @app.get(
+        FILES_PREFIX + "/{name}",
+        summary="Download a produced SVG",
+        response_class=Response,
+        responses=SVG_FILE_DOC,
+    )
     async def svg_file(name: str) -> Response:
         if not _SUB_TASK_FILE.match(name):
             return JSONResponse({"detail": "not found"}, status_code=404)
@@ -332,11 +348,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
             },
         )
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get(
+        "/metrics", summary="Prometheus metrics", response_class=Response, responses=METRICS_DOC
+    )
     async def metrics() -> Response:
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", summary="Liveness")
+    @app.get("/healthz", summary="Liveness", response_model=Health)
     async def healthz() -> dict:
         # Clients read `idempotency_keys` to know whether resending a keyed submission is free.
         return {

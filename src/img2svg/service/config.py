@@ -26,6 +26,14 @@ class FaultConfig:
         return any((self.latency_s, self.fault_rate, self.fail_rate, self.reject_rate))
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (the affinity mask, which containers narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     data_dir: Path = Path(".img2svg-service")
@@ -38,6 +46,11 @@ class ServiceConfig:
     idempotency_keys: bool = True
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     max_image_bytes: int = 20 * 1024 * 1024
+    # Submitted images are fully decoded once in the API process (inputs.py); this many at once,
+    # since a decode holds up to ~4 bytes per pixel (160 MB at the 40 Mpx bound). A caller waits
+    # up to `decode_wait_s` for a slot, then is answered 503 with Retry-After.
+    max_concurrent_decodes: int = field(default_factory=usable_cpus)
+    decode_wait_s: float = 30.0
     fetch_timeout_s: float = 20.0
     max_batch_ids: int = 100
     callback_timeout_s: float = 5.0

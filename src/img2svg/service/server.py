@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import ipaddress
 import logging
 import os
 import socket
@@ -31,6 +32,26 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a bound address is reachable from this machine only (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def open_access_warning(sock: socket.socket, config: ServiceConfig) -> str | None:
+    """The warning to log when a service without tokens listens beyond loopback."""
+    host, port = sock.getsockname()[:2]
+    if config.tokens or is_loopback(host):
+        return None
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return (
+        f"listening on {where} without tokens: anyone who can reach it can submit tasks "
+        "and read results; set --token-file or IMG2SVG_SERVE_TOKENS"
+    )
 
 
 def write_port_file(path: Path, port: int) -> None:
@@ -120,9 +141,10 @@ def serve(
         timeout_graceful_shutdown=5,
     )
     server = _Server(uv_config, port_file, actual_port)
-    logging.getLogger("img2svg.service").info(
-        "img2svg service on http://%s:%d (data dir %s)", host, actual_port, config.data_dir
-    )
+    log = logging.getLogger("img2svg.service")
+    log.info("img2svg service on http://%s:%d (data dir %s)", host, actual_port, config.data_dir)
+    if warning := open_access_warning(sock, config):
+        log.warning("%s", warning)
     if parent := os.environ.get(PARENT_PID_ENV):
         exit_with_parent(server, int(parent))
     try:

@@ -1,0 +1,167 @@
+"""The work of one chunk of a run, in plain async Python, between the workspace and the API.
+
+Each function takes the workspace and a chunk number (what a Prefect task is given), loads
+that chunk's jobs as `Job` objects, does its step and writes the outcomes back, so memory
+holds one chunk at a time whatever the catalog's size. The submit and poll steps of a chunk
+run side by side and meet only in the workspace and the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from typing import Any
+
+from img2svg.client import Throttle
+from img2svg.pipeline.batch import Poller, make_client, submit_jobs
+from img2svg.pipeline.identify import FingerprintMode, identify_rows
+from img2svg.pipeline.images import ImageRef
+from img2svg.pipeline.ledger import Ledger
+from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.plan import Job, PlanOptions, plan_chunk
+from img2svg.pipeline.rows import RowState, RowStatus
+from img2svg.pipeline.settings import Endpoint, RunSettings
+from img2svg.pipeline.workspace import Workspace
+
+
+async def identify_and_plan(
+    workspace: Workspace,
+    chunk: int,
+    *,
+    ledger: Ledger,
+    outputs: OutputStore,
+    settings: RunSettings,
+    options: PlanOptions,
+    fingerprint: FingerprintMode,
+) -> None:
+    rows = workspace.chunk_rows(chunk)
+    base = workspace.meta("base") or "."
+    identified = await identify_rows(rows, base, settings, ledger=ledger, mode=fingerprint)
+    plan_chunk(
+        chunk,
+        rows,
+        identified,
+        workspace=workspace,
+        ledger=ledger,
+        outputs=outputs,
+        options=options,
+    )
+
+
+async def submit_chunk(
+    workspace: Workspace,
+    chunk: int,
+    *,
+    endpoint: Endpoint,
+    settings: RunSettings,
+    throttle: Throttle,
+    ledger: Ledger,
+) -> int:
+    """Submit the chunk's new jobs; each outcome reaches the workspace as soon as it is known,
+    where the chunk's poller picks the submitted ones up. Returns how many were sent."""
+    jobs = [job_of(row, settings.mode) for row in workspace.jobs(chunk, "submit", "pending")]
+
+    def done(job: Job) -> None:
+        workspace.save_outcomes([(job.key, outcome(job))])
+
+    try:
+        await submit_jobs(
+            jobs,
+            endpoint=endpoint,
+            settings=settings,
+            throttle=throttle,
+            ledger=ledger,
+            on_done=done,
+        )
+    finally:
+        workspace.mark_submitted(chunk)
+    return sum(job.lead.status is RowStatus.SUBMITTED for job in jobs)
+
+
+async def poll_chunk(
+    workspace: Workspace,
+    chunk: int,
+    *,
+    endpoint: Endpoint,
+    settings: RunSettings,
+    throttle: Throttle,
+    outputs: OutputStore,
+    ledger: Ledger,
+) -> None:
+    """Poll the chunk's tasks (resumed ones, and new ones as they are submitted) until every one
+    is final and the chunk's submissions are all sent."""
+
+    def final(job: Job) -> None:
+        workspace.save_outcomes([(job.key, outcome(job))])
+
+    watched: set[str] = set()
+    async with make_client(endpoint, settings, throttle) as client:
+        poller = Poller(client, endpoint, settings, throttle, outputs, ledger, on_final=final)
+        while True:
+            all_sent = workspace.submit_done(chunk)  # read before the jobs: nothing is missed
+            fresh = [r for r in workspace.chunk_jobs(chunk, "submitted") if r["key"] not in watched]
+            watched.update(r["key"] for r in fresh)
+            poller.add([job_of(row, settings.mode) for row in fresh])
+            if poller.pending:
+                await poller.round()
+            elif all_sent:
+                break
+            await asyncio.sleep(poller.next_wait() if poller.pending else 0.1)
+        await poller.finish()
+
+
+def close_chunk(workspace: Workspace, chunk: int, reason: str, throttle: Throttle) -> None:
+    """A chunk's task died after its retries: its open jobs end as errors and give back their
+    window slots (their ledger entries stand: the next run polls or holds them)."""
+    for key in workspace.fail_open_jobs(chunk, reason, time.time()):
+        throttle.window.release(key, finished=False)
+    workspace.mark_submitted(chunk)
+
+
+def job_of(row: sqlite3.Row, mode: str) -> Job:
+    lead = RowState(
+        index=row["lead_idx"],
+        row_id=row["lead_row_id"],
+        image=row["image"],
+        mode=mode,
+        status=RowStatus(row["status"]),
+        task_id=row["task_id"],
+        sub_task_id=row["sub_task_id"],
+        svg_url=row["svg_url"],
+        svg_bytes=row["svg_bytes"],
+        error=row["error"],
+        attempts=row["attempts"] or 0,
+        submitted_at=row["submitted_at"],
+        finished_at=row["finished_at"],
+        reused=bool(row["reused"]),
+    )
+    ref = ImageRef(row["ref_kind"], row["ref_location"])
+    return Job(
+        row["key"],
+        row["fingerprint"],
+        ref,
+        row["idem_key"],
+        lead,
+        token_id=row["token_id"],
+        svg_sha256=row["svg_sha256"],
+    )
+
+
+def outcome(job: Job) -> dict[str, Any]:
+    state = job.lead
+    return {
+        "status": str(state.status),
+        "error": state.error,
+        "task_id": state.task_id,
+        "sub_task_id": state.sub_task_id,
+        "svg_url": state.svg_url,
+        "svg_bytes": state.svg_bytes,
+        "svg_sha256": job.svg_sha256,
+        "attempts": state.attempts,
+        "submitted_at": state.submitted_at,
+        "finished_at": state.finished_at,
+        "reused": int(state.reused),
+        "idem_key": job.idem_key,
+        "token_id": job.token_id,
+    }

@@ -1,0 +1,146 @@
+"""Write `results.parquet`, `results.csv` and `failures.csv`, streamed from the workspace.
+
+The tables are written batch by batch in manifest order, so a million-row catalog costs the
+memory of one batch; each file appears whole (written aside, then moved into place). The
+summary is counted by SQL, not from a DataFrame of the catalog.
+"""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from img2svg.pipeline.images import describe
+from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.report import STATUS_ORDER, RunSummary
+from img2svg.pipeline.rows import RESULT_COLUMNS, RowStatus
+from img2svg.pipeline.workspace import Workspace
+
+# The pandas dtypes ride along in the file's metadata, so `pd.read_parquet` gives nullable
+# integers (Int64) rather than floats for svg_bytes and attempts.
+RESULT_DTYPES = {
+    "svg_bytes": "Int64",
+    "attempts": "Int64",
+    "submitted_at": "float64",
+    "finished_at": "float64",
+    "duration_s": "float64",
+    "reused": "bool",
+}
+_SAMPLE = {
+    **{c: ["text"] for c in RESULT_COLUMNS},
+    **{c: [0] for c in ("svg_bytes", "attempts")},
+    **{c: [0.0] for c in ("submitted_at", "finished_at", "duration_s")},
+    "reused": [False],
+}
+SCHEMA = pa.Schema.from_pandas(
+    pd.DataFrame(_SAMPLE, columns=RESULT_COLUMNS).astype(RESULT_DTYPES), preserve_index=False
+)
+assert SCHEMA.names == RESULT_COLUMNS
+FAILURE_COLUMNS = ["row_id", "image", "status", "error", "reason_count", "task_id"]
+
+_FAILURES = """
+SELECT row_id, image, status, COALESCE(error, '') AS error,
+       COUNT(*) OVER (PARTITION BY status, COALESCE(error, '')) AS reason_count, task_id
+FROM results WHERE status != 'succeeded'
+ORDER BY reason_count DESC, status, error, idx
+"""
+
+
+def write_results(workspace: Workspace, outputs: OutputStore, mode: str) -> RunSummary:
+    with (
+        outputs.writing("results.parquet") as parquet_path,
+        outputs.writing("results.csv") as csv_path,
+        pq.ParquetWriter(parquet_path, SCHEMA) as parquet,
+        open(csv_path, "w", newline="", encoding="utf-8") as text,
+    ):
+        writer = csv.writer(text)
+        writer.writerow(RESULT_COLUMNS)
+        for rows in workspace.results():
+            records = [_result(row, outputs, mode) for row in rows]
+            parquet.write_table(pa.Table.from_pylist(records, schema=SCHEMA))
+            writer.writerows([_csv_cell(r[c]) for c in RESULT_COLUMNS] for r in records)
+    with (
+        outputs.writing("failures.csv") as failures_path,
+        open(failures_path, "w", newline="", encoding="utf-8") as text,
+    ):
+        writer = csv.writer(text)
+        writer.writerow(FAILURE_COLUMNS)
+        for rows in _query(workspace, _FAILURES):
+            writer.writerows(
+                [describe(row[c]) if c == "image" else _csv_cell(row[c]) for c in FAILURE_COLUMNS]
+                for row in rows
+            )
+    return summarize(workspace, outputs)
+
+
+def summarize(workspace: Workspace, outputs: OutputStore, top: int = 10) -> RunSummary:
+    found = workspace.counts()
+    counts = {status: int(found.get(status, 0)) for status in STATUS_ORDER}
+    total = sum(found.values())
+    failed = total - counts[str(RowStatus.SUCCEEDED)] - counts[str(RowStatus.SKIPPED)]
+    top_failures = [
+        (row[0], row[1], int(row[2]))
+        for rows in _query(
+            workspace,
+            "SELECT status, COALESCE(error, ''), COUNT(*) FROM results "
+            f"WHERE status != 'succeeded' GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT {int(top)}",
+        )
+        for row in rows
+    ]
+    (reused,) = next(
+        _query(workspace, "SELECT COUNT(*) FROM results WHERE reused = 1 AND status = 'succeeded'")
+    )[0]
+    return RunSummary(
+        total=total,
+        counts=counts,
+        failure_ratio=failed / total if total else 0.0,
+        out=outputs.out,
+        results_parquet=outputs.location("results.parquet"),
+        results_csv=outputs.location("results.csv"),
+        failures_csv=outputs.location("failures.csv"),
+        top_failures=top_failures,
+        reused=int(reused),
+    )
+
+
+def _query(workspace: Workspace, sql: str) -> Iterator[list[sqlite3.Row]]:
+    with workspace.results_view():
+        cursor = workspace.db.execute(sql)
+        while rows := cursor.fetchmany(10_000):
+            yield rows
+
+
+def _result(row: sqlite3.Row, outputs: OutputStore, mode: str) -> dict[str, Any]:
+    status = row["status"]
+    succeeded = status == str(RowStatus.SUCCEEDED)
+    submitted, finished = row["submitted_at"], row["finished_at"]
+    duration = None
+    if submitted is not None and finished is not None:
+        duration = round(finished - submitted, 3)
+    return {
+        "row_id": row["row_id"],
+        "image": describe(row["image"]),
+        "mode": mode,
+        "status": status,
+        "task_id": row["task_id"],
+        "sub_task_id": row["sub_task_id"],
+        "svg_url": row["svg_url"],
+        "svg_path": outputs.svg_location(row["row_id"]) if succeeded else None,
+        "svg_bytes": row["svg_bytes"] if succeeded else None,
+        "error": row["error"],
+        "attempts": row["attempts"] or 0,
+        "submitted_at": submitted,
+        "finished_at": finished,
+        "duration_s": duration,
+        "reused": bool(row["reused"]),
+    }
+
+
+def _csv_cell(value: Any) -> Any:
+    return "" if value is None else value

@@ -1,0 +1,381 @@
+"""One run's working set, on disk: every manifest row and every job of the run, in SQLite.
+
+A catalog of a million rows does not fit in Python objects, nor in Prefect task parameters, so
+the run stages the manifest here once and its tasks pass only (workspace path, chunk number).
+Each task reads its chunk, does its work and writes its outcomes back; the submit and poll
+tasks of a chunk talk through this file (and the ledger), never through shared objects.
+Results are streamed out of it in manifest order at the end. The file lives beside the ledger
+and is removed when the run ends.
+
+    rows   one per manifest row: its id, the image, and either its own final status (invalid,
+           reused...) or the key of the job that decides it
+    jobs   one per distinct (image, mode) of the run: what to do (submit, poll or nothing) and
+           what happened (status, task, SVG)
+    chunks which rows belong together, and whether their submissions are all sent
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from img2svg.pipeline.manifest import ManifestRow, ManifestSource, RowIds, iter_rows
+from img2svg.pipeline.rows import RowStatus
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rows (
+    idx           INTEGER PRIMARY KEY,
+    chunk         INTEGER NOT NULL,
+    row_id        TEXT NOT NULL,
+    image         TEXT NOT NULL,
+    version       TEXT NOT NULL DEFAULT '',
+    invalid       TEXT,
+    key           TEXT,
+    status        TEXT NOT NULL DEFAULT 'pending',
+    error         TEXT
+);
+CREATE INDEX IF NOT EXISTS rows_chunk ON rows (chunk);
+CREATE INDEX IF NOT EXISTS rows_key ON rows (key);
+CREATE TABLE IF NOT EXISTS jobs (
+    key           TEXT PRIMARY KEY,
+    chunk         INTEGER NOT NULL,
+    lead_idx      INTEGER NOT NULL,
+    lead_row_id   TEXT NOT NULL,
+    image         TEXT NOT NULL,
+    fingerprint   TEXT NOT NULL,
+    ref_kind      TEXT NOT NULL,
+    ref_location  TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    idem_key      TEXT NOT NULL DEFAULT '',
+    token_id      TEXT,
+    status        TEXT NOT NULL,
+    error         TEXT,
+    task_id       TEXT,
+    sub_task_id   TEXT,
+    svg_url       TEXT,
+    svg_bytes     INTEGER,
+    svg_sha256    TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    submitted_at  REAL,
+    finished_at   REAL,
+    reused        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_chunk ON jobs (chunk, action, status);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk         INTEGER PRIMARY KEY,
+    rows          INTEGER NOT NULL,
+    submit_done   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# Job columns that outcomes update.
+OUTCOME_COLUMNS = (
+    "status",
+    "error",
+    "task_id",
+    "sub_task_id",
+    "svg_url",
+    "svg_bytes",
+    "svg_sha256",
+    "attempts",
+    "submitted_at",
+    "finished_at",
+    "reused",
+    "idem_key",
+    "token_id",
+)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What staging found: a small value, fit for a Prefect task result."""
+
+    workspace: str
+    base: str
+    rows: int
+    chunks: int
+
+
+class Workspace:
+    """Thread-safe; several tasks (threads or processes) may open the same file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=120.0
+        )
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=OFF")  # scratch: the ledger is the durable record
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def remove(self) -> None:
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    # -- staging -------------------------------------------------------------------------------
+
+    def stage(self, source: ManifestSource, chunk_rows: int) -> Staged:
+        """Stream the manifest in, chunk by chunk, with ids made unique over the catalog."""
+        ids = RowIds(self.db)
+        total = chunks = 0
+        for number, raw in enumerate(iter_rows(source, chunk_rows)):
+            rows = ids.assign(raw)
+            self.add_rows(number, rows)
+            total += len(rows)
+            chunks = number + 1
+        self.set_meta("base", source.base)
+        return Staged(str(self.path), source.base, total, chunks)
+
+    def add_rows(self, chunk: int, rows: list[ManifestRow]) -> None:
+        with self._lock:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT INTO rows (idx, chunk, row_id, image, version, invalid) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(r.index, chunk, r.row_id, r.image, r.version, r.invalid_reason) for r in rows],
+            )
+            self.db.execute(
+                "INSERT OR REPLACE INTO chunks (chunk, rows) VALUES (?, ?)", (chunk, len(rows))
+            )
+            self.db.execute("COMMIT")
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._lock:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def meta(self, name: str) -> str | None:
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def chunk_rows(self, chunk: int) -> list[ManifestRow]:
+        with self._lock:
+            found = self.db.execute(
+                "SELECT idx, row_id, image, invalid, version FROM rows WHERE chunk = ? "
+                "ORDER BY idx",
+                (chunk,),
+            ).fetchall()
+        return [ManifestRow(r[0], r[1], r[2], r[3], r[4]) for r in found]
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def known_jobs(self, keys: list[str]) -> set[str]:
+        """Which of these keys already have a job in this run (planned in an earlier chunk)."""
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                part = keys[start : start + 500]
+                marks = ",".join("?" * len(part))
+                found.update(
+                    r[0]
+                    for r in self.db.execute(f"SELECT key FROM jobs WHERE key IN ({marks})", part)
+                )
+        return found
+
+    def count_jobs(self, action: str) -> int:
+        with self._lock:
+            (n,) = self.db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE action = ?", (action,)
+            ).fetchone()
+        return int(n)
+
+    def save_plan(
+        self,
+        settled: Iterable[tuple[int, str, str | None]],
+        followers: Iterable[tuple[int, str]],
+        jobs: Iterable[dict[str, Any]],
+    ) -> None:
+        """One transaction: rows settled on their own (idx, status, error), rows that follow a
+        job (idx, key), and the new jobs (one dict of job columns each)."""
+        jobs = list(jobs)
+        with self._lock:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "UPDATE rows SET status = ?, error = ?, key = NULL WHERE idx = ?",
+                [(status, error, idx) for idx, status, error in settled],
+            )
+            self.db.executemany(
+                "UPDATE rows SET key = ?, status = 'job' WHERE idx = ?",
+                [(key, idx) for idx, key in followers],
+            )
+            if jobs:
+                columns = list(jobs[0])
+                self.db.executemany(
+                    f"INSERT INTO jobs ({', '.join(columns)}) "
+                    f"VALUES ({', '.join(':' + c for c in columns)})",
+                    jobs,
+                )
+            self.db.execute("COMMIT")
+
+    # -- submitting and polling ----------------------------------------------------------------
+
+    def jobs(self, chunk: int, action: str, status: str) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(
+                "SELECT * FROM jobs WHERE chunk = ? AND action = ? AND status = ? "
+                "ORDER BY lead_idx",
+                (chunk, action, status),
+            ).fetchall()
+
+    def chunk_jobs(self, chunk: int, status: str) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(
+                "SELECT * FROM jobs WHERE chunk = ? AND status = ? ORDER BY lead_idx",
+                (chunk, status),
+            ).fetchall()
+
+    def save_outcomes(self, outcomes: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """(key, {column: value}) for jobs whose state moved."""
+        with self._lock:
+            self.db.execute("BEGIN")
+            for key, values in outcomes:
+                sets = ", ".join(f"{c} = ?" for c in values)
+                self.db.execute(f"UPDATE jobs SET {sets} WHERE key = ?", [*values.values(), key])
+            self.db.execute("COMMIT")
+
+    def chunks_with_work(self) -> list[int]:
+        """Chunks with a job to submit or to poll, in order."""
+        with self._lock:
+            found = self.db.execute(
+                "SELECT DISTINCT chunk FROM jobs WHERE action IN ('submit', 'poll') ORDER BY chunk"
+            ).fetchall()
+        return [r[0] for r in found]
+
+    def mark_submitted(self, chunk: int) -> None:
+        with self._lock:
+            self.db.execute("UPDATE chunks SET submit_done = 1 WHERE chunk = ?", (chunk,))
+
+    def submit_done(self, chunk: int) -> bool:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT submit_done FROM chunks WHERE chunk = ?", (chunk,)
+            ).fetchone()
+        return bool(row and row[0])
+
+    def fail_open_jobs(self, chunk: int, reason: str, finished_at: float) -> list[str]:
+        """A chunk's task died after its retries: its jobs still open end as errors (their
+        ledger entries stand, so the next run polls or holds them). Returns their keys."""
+        with self._lock:
+            keys = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT key FROM jobs WHERE chunk = ? AND status IN ('pending', 'submitted')",
+                    (chunk,),
+                )
+            ]
+            self.db.execute(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ? "
+                "WHERE chunk = ? AND status IN ('pending', 'submitted')",
+                (str(RowStatus.ERROR), reason, finished_at, chunk),
+            )
+        return keys
+
+    # -- results -------------------------------------------------------------------------------
+
+    def close_open_jobs(self, reason: str, finished_at: float) -> int:
+        """Never leave a row without an outcome: jobs still open at the end are errors."""
+        with self._lock:
+            cursor = self.db.execute(
+                "UPDATE jobs SET status = ?, error = COALESCE(error, ?), finished_at = ? "
+                "WHERE status IN ('pending', 'submitted')",
+                (str(RowStatus.ERROR), reason, finished_at),
+            )
+        return cursor.rowcount
+
+    @contextmanager
+    def results_view(self) -> Iterator[None]:
+        """`results`: every row with its outcome, for the summary and failure queries."""
+        with self._lock:
+            self.db.execute(f"CREATE TEMP VIEW IF NOT EXISTS results AS {_RESULTS_SELECT}")
+            yield
+
+    def results(self, batch: int = 10_000) -> Iterator[list[sqlite3.Row]]:
+        """Every row with its outcome, in manifest order, `batch` rows at a time."""
+        with self._lock:
+            cursor = self.db.execute(_RESULTS)
+            while rows := cursor.fetchmany(batch):
+                yield rows
+
+    def rows_of_succeeded_jobs(self, chunk: int) -> list[sqlite3.Row]:
+        """(row_id, key, lead_row_id, svg_sha256) of the chunk's rows whose job succeeded."""
+        with self._lock:
+            return self.db.execute(
+                "SELECT r.row_id, r.key, j.lead_row_id, j.svg_sha256 FROM rows r "
+                "JOIN jobs j ON r.key = j.key WHERE r.chunk = ? AND j.status = 'succeeded' "
+                "ORDER BY r.idx",
+                (chunk,),
+            ).fetchall()
+
+    def mark_rows(self, row_ids_and_errors: list[tuple[str, str]]) -> None:
+        """Rows whose SVG could not be written although their job succeeded: error."""
+        with self._lock:
+            self.db.executemany(
+                "UPDATE rows SET status = 'error', error = ?, key = NULL WHERE row_id = ?",
+                [(error, row_id) for row_id, error in row_ids_and_errors],
+            )
+
+    def counts(self) -> dict[str, int]:
+        """Final rows by status (a row with a job has the job's status)."""
+        with self._lock:
+            found = self.db.execute(
+                "SELECT COALESCE(j.status, r.status), COUNT(*) FROM rows r "
+                "LEFT JOIN jobs j ON r.key = j.key GROUP BY 1"
+            ).fetchall()
+        return {status: n for status, n in found}
+
+    def plan_counts(self) -> dict[str, int]:
+        """What a plan would cost: the dry run's table."""
+        with self._lock:
+            db = self.db
+            jobs = dict(db.execute("SELECT action, COUNT(*) FROM jobs GROUP BY action").fetchall())
+            rows = dict(
+                db.execute(
+                    "SELECT j.action, COUNT(*) FROM rows r JOIN jobs j ON r.key = j.key "
+                    "GROUP BY j.action"
+                ).fetchall()
+            )
+            settled = db.execute(
+                "SELECT CASE WHEN j.key IS NULL THEN r.status "
+                "WHEN j.status = 'succeeded' AND j.reused = 1 THEN 'reused' ELSE j.status END, "
+                "COUNT(*) FROM rows r LEFT JOIN jobs j ON r.key = j.key "
+                "WHERE j.key IS NULL OR j.action = 'settled' GROUP BY 1"
+            ).fetchall()
+        return {
+            "tasks_to_submit": jobs.get("submit", 0),
+            "rows_to_submit": rows.get("submit", 0),
+            "tasks_to_poll": jobs.get("poll", 0),
+            "rows_to_poll": rows.get("poll", 0),
+            **{f"rows_{name}": n for name, n in sorted(settled)},
+        }
+
+
+_RESULTS_SELECT = """
+SELECT r.idx, r.row_id, r.image,
+       COALESCE(j.status, r.status) AS status,
+       CASE WHEN j.key IS NULL THEN r.error ELSE j.error END AS error,
+       j.task_id, j.sub_task_id, j.svg_url, j.svg_bytes, j.attempts,
+       j.submitted_at, j.finished_at,
+       CASE WHEN j.key IS NULL THEN 0 WHEN j.lead_idx != r.idx THEN 1 ELSE j.reused END AS reused
+FROM rows r LEFT JOIN jobs j ON r.key = j.key
+"""
+_RESULTS = _RESULTS_SELECT + " ORDER BY r.idx"
