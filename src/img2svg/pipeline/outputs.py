@@ -109,5 +109,3 @@ class OutputStore:
 
     def local_path(self, relative: str) -> str | None:
         return self._path(relative) if self.is_local else None
-
-
