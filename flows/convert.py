@@ -11,6 +11,7 @@ from a deployment (`prefect.yaml`), or call `convert(...)` from Python.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -27,6 +28,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from img2svg.client import Throttle
 from img2svg.pipeline import progress
 from img2svg.pipeline.backend import (
     backend_identity,
@@ -217,11 +219,13 @@ def _convert_chunks(
         forget(run_key)
 
 
-def _follow(polls: dict[int, PrefectFuture[None]], workspace: str, throttle) -> None:
+def _follow(polls: dict[int, PrefectFuture[None]], workspace: str, throttle: Throttle) -> None:
     """Wait for every chunk's poll, reporting progress; a chunk whose poll task failed for good
     keeps its rows, as errors with the reason."""
     with Workspace(workspace) as work:
+        started = time.monotonic()
         total = sum(work.counts().values())
+        every = max(1.0, 10 * (time.monotonic() - started))  # counting must stay cheap
         artifact_id = _in_ui(
             "create the progress artifact",
             lambda: create_progress_artifact(
@@ -232,7 +236,7 @@ def _follow(polls: dict[int, PrefectFuture[None]], workspace: str, throttle) -> 
         pending = dict(polls)
         while True:
             counts = work.counts()
-            done = total - sum(n for s, n in counts.items() if s in ("pending", "submitted", "job"))
+            done = total - sum(n for s, n in counts.items() if s in ("pending", "submitted"))
             progress.report(done, total, counts)
             share = round(100.0 * done / max(total, 1))
             if artifact_id is not None and share != shown:
@@ -245,7 +249,7 @@ def _follow(polls: dict[int, PrefectFuture[None]], workspace: str, throttle) -> 
                 )
             if not pending:
                 return
-            finished, _ = wait(list(pending.values()), timeout=1.0)
+            finished, _ = wait(list(pending.values()), timeout=every)
             for chunk, future in list(pending.items()):
                 if future not in finished:
                     continue

@@ -70,7 +70,9 @@ def test_the_task_window_learns_the_accounts_limit_and_widens_again() -> None:
             await window.acquire(f"k{i}")
 
     asyncio.run(fill(4))
-    window.refused()  # the 4th submission met a 429 with 3 tasks running: the account allows 3
+    for i in range(3):
+        window.confirm(f"k{i}")  # three tasks exist
+    assert window.refused()  # the 4th met a 429 with 3 tasks running: the account allows 3
     assert window.limit == 3 and window.in_flight == 4
     window.release("k3", finished=False)  # the refused one gives its slot back
 
@@ -83,19 +85,30 @@ def test_the_task_window_learns_the_accounts_limit_and_widens_again() -> None:
 
     assert asyncio.run(blocked())  # 3 in flight, limit 3: the next waits
     for i in range(3):
-        window.release(f"k{i}")  # three finish without a 429: one more slot is tried
+        window.release(f"k{i}")
+    for i in range(3):  # six tasks ended without a 429 since: one more slot is tried
+        asyncio.run(window.acquire(f"m{i}"))
+        window.release(f"m{i}")
     assert window.limit == 4 and window.in_flight == 0
 
 
 def test_a_known_cap_is_never_exceeded_and_a_rate_429_does_not_shrink_it() -> None:
-    window = Throttle(max_in_flight=2).window
+    throttle = Throttle(max_in_flight=2)
+    window = throttle.window
     asyncio.run(window.acquire("a"))
-    window.refused()  # only the refused one in flight: a per-minute limit, not concurrency
+    throttle.rate_limited(0.2, submission=True)  # nothing confirmed in flight: the rate limit
     assert window.limit == 2
+    assert asyncio.run(_paused(throttle))  # which pauses every submission
     for i in range(10):
         asyncio.run(window.acquire(f"x{i}"))
         window.release(f"x{i}")
     assert window.limit == 2  # widening stops at the cap
+
+
+async def _paused(throttle: Throttle) -> bool:
+    started = time.monotonic()
+    await throttle.wait_for_submission_slot()
+    return time.monotonic() - started >= 0.15
 
 
 def test_a_waiter_on_another_thread_is_woken_by_a_release() -> None:

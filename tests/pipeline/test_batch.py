@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from img2svg.client import Throttle
 from img2svg.pipeline.batch import poll_jobs, submit_jobs
@@ -140,3 +141,26 @@ def test_unknown_tasks_are_lost_only_to_their_own_token_and_after_several_polls(
     assert "does not know task no-such-task (said so on 3 polls" in (stray.lead.error or "")
     with httpx.Client(base_url=service.url) as api:
         assert metric(api, "img2svg_tasks_created_total") == 1
+
+
+def test_polls_are_timed_by_how_long_tasks_take(tmp_path: Path) -> None:
+    """Due when the oldest task reaches the typical duration; a tenth of it once overdue."""
+    from img2svg.pipeline.batch import Poller
+
+    now = [100.0]
+    settings = RunSettings(poll_interval_s=1.0, poll_min_interval_s=0.1)
+    endpoint = Endpoint(url="http://127.0.0.1:9")
+    poller = Poller(
+        None, endpoint, settings, Throttle(), OutputStore(str(tmp_path)), None, clock=lambda: now[0]
+    )
+    (job,) = _jobs(tmp_path, 1)
+    job.lead.status, job.lead.task_id, job.lead.submitted_at = RowStatus.SUBMITTED, "t1", 100.0
+    poller.add([job])
+    assert poller.next_wait() == 1.0  # nothing learned yet: the plain interval
+    poller.typical_s = 2.0
+    now[0] = 101.5
+    assert poller.next_wait() == pytest.approx(0.5)  # due at 102.0
+    now[0] = 102.5
+    assert poller.next_wait() == pytest.approx(0.2)  # overdue: a tenth of the typical 2 s
+    poller.typical_s = 60.0
+    assert poller.next_wait() == 1.0  # a slow API is still polled at least every second

@@ -166,22 +166,36 @@ class AsyncImg2SvgClient:
         notify_url: str | None = None,
         idempotency_key: str | None = None,
         before_send: BeforeSend | None = None,
+        window_key: str | None = None,
     ) -> SubmittedTask:
         """Create one (billed) task. `before_send` is awaited right before each POST goes on
-        the wire, after every wait: the caller records there that a task may now exist."""
+        the wire, after every wait: the caller records there that a task may now exist.
+        `window_key` names the submission in the run's task window: it waits for room there,
+        and keeps its slot once the task exists (whoever sees the task end gives it back)."""
+        window = self.throttle.window
         body: dict[str, Any] = {"image": image, "mode": mode}
         if notify_url:
             body["notify_url"] = notify_url
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
 
         async def once() -> SubmittedTask:
+            if window_key is not None:
+                await window.acquire(window_key)
             await self.throttle.wait_for_submission_slot()
             if self.throttle.halted:
                 raise SubmissionsHalted(self.throttle.halted)
-            result = await self._call(
-                "POST", SUBMIT_PATH, json_body=body, headers=headers, before_send=before_send
-            )
-            return read_submission(result)
+            try:
+                result = await self._call(
+                    "POST", SUBMIT_PATH, json_body=body, headers=headers, before_send=before_send
+                )
+            except RateLimited:
+                if window_key is not None:  # wait for room again, without holding a slot
+                    window.release(window_key, finished=False)
+                raise
+            task = read_submission(result)
+            if window_key is not None:
+                window.confirm(window_key)
+            return task
 
         keyed = idempotency_key is not None and self.honours_idempotency_keys
         return await self._with_retries(once, safe_to_repeat=keyed, submission=True)

@@ -90,11 +90,12 @@ class Throttle:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     def rate_limited(self, seconds: float, *, submission: bool) -> None:
-        """A 429: pause every submission; one refusing a submission also says how many tasks
-        the account allows in flight."""
+        """A 429. Refusing a submission while tasks of the run are in flight, it is the
+        account's concurrency limit: the window learns it, and only the refused submission
+        waits. Otherwise it is the rate limit, and every submission of the run pauses."""
+        if submission and self.window.refused():
+            return
         self.pause(seconds)
-        if submission:
-            self.window.refused()
 
     @asynccontextmanager
     async def request_slot(self) -> AsyncIterator[None]:
@@ -149,7 +150,15 @@ class Throttle:
 
 
 class TaskWindow:
-    """Tasks in flight on the API (submitted, not yet seen finished), shared across threads."""
+    """Tasks in flight on the API (submitted, not yet seen finished), shared across threads.
+
+    A submission holds a slot from before its POST; the slot is *confirmed* once the API
+    answers with a task, and given back when the poller sees the task end (or the submission
+    fails). A 429 to a submission while confirmed tasks are in flight means the account allows
+    that many: the limit narrows to it, and the refused submission gives its slot back to wait
+    for room. Every `2 × limit` tasks that end without such a 429, the limit widens by one (up
+    to `max_in_flight`), in case the 429 was a passing one.
+    """
 
     def __init__(self, limit: int | None = None, *, learn: bool = True) -> None:
         if limit is not None and limit < 1:
@@ -157,11 +166,15 @@ class TaskWindow:
         self.cap = limit  # never wider than this
         self.limit = limit  # None: not known (yet)
         self.learn = learn
-        self.in_flight = 0
         self._holders: set[str] = set()
-        self._finished_since_refusal = 0
+        self._confirmed: set[str] = set()
+        self._ended_since_refusal = 0
         self._lock = threading.Lock()
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._holders)
 
     async def acquire(self, holder: str) -> None:
         """Wait for room, then count `holder` (a job key) as in flight."""
@@ -170,40 +183,46 @@ class TaskWindow:
             with self._lock:
                 if holder in self._holders:
                     return
-                if self.limit is None or self.in_flight < self.limit:
+                if self.limit is None or len(self._holders) < self.limit:
                     self._holders.add(holder)
-                    self.in_flight += 1
                     return
                 future: asyncio.Future[None] = loop.create_future()
                 self._waiters.append((loop, future))
             await future
 
+    def confirm(self, holder: str) -> None:
+        """The API created the holder's task: it counts toward the account's limit."""
+        with self._lock:
+            if holder in self._holders:
+                self._confirmed.add(holder)
+
     def release(self, holder: str, *, finished: bool = True) -> None:
-        """`holder` is no longer in flight (idempotent); `finished`: its task ended normally."""
+        """`holder` is no longer in flight (idempotent); `finished`: its task ended."""
         with self._lock:
             if holder not in self._holders:
                 return
             self._holders.discard(holder)
-            self.in_flight -= 1
+            self._confirmed.discard(holder)
             if finished and self.learn and self.limit is not None:
-                self._finished_since_refusal += 1
-                if self._finished_since_refusal >= self.limit and (
+                self._ended_since_refusal += 1
+                if self._ended_since_refusal >= 2 * self.limit and (
                     self.cap is None or self.limit < self.cap
                 ):
                     self.limit += 1
-                    self._finished_since_refusal = 0
+                    self._ended_since_refusal = 0
             self._wake_all()
 
-    def refused(self) -> None:
-        """A 429 while tasks are in flight: the account allows what is in flight now, less the
-        one refused (which holds a slot already)."""
+    def refused(self) -> bool:
+        """A 429 to a submission: True when it is the concurrency limit (tasks are in flight),
+        which the window now holds to."""
         with self._lock:
-            if not self.learn or self.in_flight <= 1:
-                return  # nothing in flight: a rate limit, not a concurrency one
-            learned = self.in_flight - 1
-            if self.limit is None or learned < self.limit:
-                self.limit = learned
-            self._finished_since_refusal = 0
+            confirmed = len(self._confirmed)
+            if not confirmed:
+                return False  # nothing in flight: a rate limit, not a concurrency one
+            if self.learn and (self.limit is None or confirmed < self.limit):
+                self.limit = confirmed
+            self._ended_since_refusal = 0
+            return True
 
     def _wake_all(self) -> None:
         waiters, self._waiters = self._waiters, deque()

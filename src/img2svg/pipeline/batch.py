@@ -109,10 +109,13 @@ async def submit_jobs(
                 state.finish(RowStatus.ERROR, clock(), str(exc))
                 return
             claim = _Claim(ledger, job, endpoint, settings.mode)
-            await throttle.window.acquire(job.key)
             try:
                 submitted = await client.submit(
-                    payload.image, settings.mode, idempotency_key=job.idem_key, before_send=claim
+                    payload.image,
+                    settings.mode,
+                    idempotency_key=job.idem_key,
+                    before_send=claim,
+                    window_key=job.key,
                 )
             except AlreadyClaimed as taken:
                 _adopt(job, taken.submission, clock())
@@ -369,13 +372,21 @@ class Poller:
             self._final(job)
 
     def next_wait(self) -> float:
-        """Seconds until the next poll is worth making."""
-        base = self.settings.poll_interval_s
+        """Seconds until the next poll is worth making: when the next pending task reaches the
+        typical duration, or, for tasks already past it, a tenth of that duration later; never
+        longer than `poll_interval_s` nor shorter than `poll_min_interval_s`."""
+        base, floor = self.settings.poll_interval_s, self.settings.poll_min_interval_s
         if self.typical_s is None or not self.pending:
             return base
         now = self.clock()
-        due = min(self._since[t] + self.typical_s for t in self.pending) - now
-        return min(base, max(self.settings.poll_min_interval_s, due))
+        overdue_step = max(floor, 0.1 * self.typical_s)
+        due = min(
+            (self._since[t] + self.typical_s - now)
+            if self._since[t] + self.typical_s > now
+            else overdue_step
+            for t in self.pending
+        )
+        return min(base, max(floor, due))
 
     def _learn(self, job: Job, now: float) -> None:
         started = job.lead.submitted_at
