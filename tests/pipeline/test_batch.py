@@ -144,7 +144,7 @@ def test_unknown_tasks_are_lost_only_to_their_own_token_and_after_several_polls(
 
 
 def test_polls_are_timed_by_how_long_tasks_take(tmp_path: Path) -> None:
-    """Due when the oldest task reaches the typical duration; a tenth of it once overdue."""
+    """Due when the oldest task reaches the typical duration; a twentieth of it once overdue."""
     from img2svg.pipeline.batch import Poller
 
     now = [100.0]
@@ -161,6 +161,6 @@ def test_polls_are_timed_by_how_long_tasks_take(tmp_path: Path) -> None:
     now[0] = 101.5
     assert poller.next_wait() == pytest.approx(0.5)  # due at 102.0
     now[0] = 102.5
-    assert poller.next_wait() == pytest.approx(0.2)  # overdue: a tenth of the typical 2 s
+    assert poller.next_wait() == pytest.approx(0.1)  # overdue: a twentieth of the typical 2 s
     poller.typical_s = 60.0
     assert poller.next_wait() == 1.0  # a slow API is still polled at least every second

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import nullcontext
 from typing import Any
 
 
@@ -180,15 +181,19 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         console.print(f"[red]img2svg convert:[/red] {exc}")
         return 2
-    from flows.convert import convert
+    from img2svg.cli.prefect_api import temporary_api_if_needed
 
-    if args.dry_run:
-        with console.status("planning (nothing will be submitted)"):
-            state = convert(**params, return_state=True)
-    else:
-        with ProgressBar(console) as bar:
-            state = convert(**params, return_state=True)
-            bar.finish()
+    with temporary_api_if_needed() as api:  # boots while the pipeline is imported
+        from flows.convert import convert
+
+        with api.settings() if api is not None else nullcontext():
+            if args.dry_run:
+                with console.status("planning (nothing will be submitted)"):
+                    state = convert(**params, return_state=True)
+            else:
+                with ProgressBar(console) as bar:
+                    state = convert(**params, return_state=True)
+                    bar.finish()
     try:
         summary = state.result(raise_on_failure=False)
     except Exception as exc:  # the flow crashed before producing a summary

@@ -373,13 +373,13 @@ class Poller:
 
     def next_wait(self) -> float:
         """Seconds until the next poll is worth making: when the next pending task reaches the
-        typical duration, or, for tasks already past it, a tenth of that duration later; never
+        typical duration, or, for tasks already past it, a twentieth of that duration later; never
         longer than `poll_interval_s` nor shorter than `poll_min_interval_s`."""
         base, floor = self.settings.poll_interval_s, self.settings.poll_min_interval_s
         if self.typical_s is None or not self.pending:
             return base
         now = self.clock()
-        overdue_step = max(floor, 0.1 * self.typical_s)
+        overdue_step = max(floor, 0.05 * self.typical_s)
         due = min(
             (self._since[t] + self.typical_s - now)
             if self._since[t] + self.typical_s > now

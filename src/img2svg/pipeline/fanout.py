@@ -12,6 +12,7 @@ import hashlib
 
 from img2svg.pipeline.ledger import Ledger, RowWrite
 from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.plan import relative_svg_path
 from img2svg.pipeline.workspace import Workspace
 
 
@@ -59,7 +60,7 @@ def _intact_source(
     paths = [f"svgs/{lead_row_id}.svg"]
     past = ledger.submission(key)
     if past is not None and past.svg_path:
-        paths.append(past.svg_path[past.svg_path.rfind("svgs/") :])
+        paths.append(relative_svg_path(past.svg_path))
     paths += [r.svg_path for r in ledger.rows_of(key)]
     for relative in dict.fromkeys(paths):
         data = outputs.read_bytes(relative)

@@ -216,7 +216,7 @@ def intact_copy(past: Submission, ledger: Ledger, outputs: OutputStore) -> tuple
     if past.svg_path:
         candidates.insert(0, (past.svg_path, None, None))
     for path, size, mtime_ns in candidates:
-        relative = _relative(path, outputs)
+        relative = relative_svg_path(path)
         if size is not None and outputs.unchanged(relative, size, mtime_ns):
             return relative, size
         data = outputs.read_bytes(relative)
@@ -225,7 +225,7 @@ def intact_copy(past: Submission, ledger: Ledger, outputs: OutputStore) -> tuple
     return None
 
 
-def _relative(path: str, outputs: OutputStore) -> str:
+def relative_svg_path(path: str) -> str:
     """Ledgers of earlier versions recorded absolute locations; today's record `svgs/<id>.svg`."""
     marker = "svgs/"
     return path[path.rindex(marker) :] if marker in path else path

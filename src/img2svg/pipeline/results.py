@@ -8,11 +8,11 @@ summary is counted by SQL, not from a DataFrame of the catalog.
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -24,22 +24,38 @@ from img2svg.pipeline.workspace import Workspace
 
 # The pandas dtypes ride along in the file's metadata, so `pd.read_parquet` gives nullable
 # integers (Int64) rather than floats for svg_bytes and attempts.
-RESULT_DTYPES = {
-    "svg_bytes": "Int64",
-    "attempts": "Int64",
-    "submitted_at": "float64",
-    "finished_at": "float64",
-    "duration_s": "float64",
-    "reused": "bool",
+_TYPES: dict[str, tuple[pa.DataType, str, str]] = {  # arrow type, pandas type, numpy type
+    "svg_bytes": (pa.int64(), "int64", "Int64"),  # nullable integers, not floats
+    "attempts": (pa.int64(), "int64", "Int64"),
+    "submitted_at": (pa.float64(), "float64", "float64"),
+    "finished_at": (pa.float64(), "float64", "float64"),
+    "duration_s": (pa.float64(), "float64", "float64"),
+    "reused": (pa.bool_(), "bool", "bool"),
 }
-_SAMPLE = {
-    **{c: ["text"] for c in RESULT_COLUMNS},
-    **{c: [0] for c in ("svg_bytes", "attempts")},
-    **{c: [0.0] for c in ("submitted_at", "finished_at", "duration_s")},
-    "reused": [False],
-}
-SCHEMA = pa.Schema.from_pandas(
-    pd.DataFrame(_SAMPLE, columns=RESULT_COLUMNS).astype(RESULT_DTYPES), preserve_index=False
+_TEXT = (pa.string(), "unicode", "object")
+# The pandas dtypes ride along in the file's metadata (as pandas itself writes them), so
+# `pd.read_parquet` gives nullable integers for svg_bytes and attempts; written by hand, so a
+# run need not import pandas.
+SCHEMA = pa.schema(
+    [(name, _TYPES.get(name, _TEXT)[0]) for name in RESULT_COLUMNS],
+    metadata={
+        b"pandas": json.dumps(
+            {
+                "index_columns": [],
+                "column_indexes": [],
+                "columns": [
+                    {
+                        "name": name,
+                        "field_name": name,
+                        "pandas_type": _TYPES.get(name, _TEXT)[1],
+                        "numpy_type": _TYPES.get(name, _TEXT)[2],
+                        "metadata": None,
+                    }
+                    for name in RESULT_COLUMNS
+                ],
+            }
+        ).encode()
+    },
 )
 assert SCHEMA.names == RESULT_COLUMNS
 FAILURE_COLUMNS = ["row_id", "image", "status", "error", "reason_count", "task_id"]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 
 class RowStatus(StrEnum):
@@ -69,16 +68,3 @@ class RowState:
         self.status = status
         self.error = error
         self.finished_at = now
-
-    def copy_for(self, index: int, row_id: str, image: str) -> RowState:
-        """This outcome, for another row that shares the image (and so cost no task of its own)."""
-        return replace(self, index=index, row_id=row_id, image=image, reused=True)
-
-    def as_result(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["status"] = str(self.status)
-        duration = None
-        if self.submitted_at is not None and self.finished_at is not None:
-            duration = round(self.finished_at - self.submitted_at, 3)
-        record["duration_s"] = duration
-        return {column: record[column] for column in RESULT_COLUMNS}

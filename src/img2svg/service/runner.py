@@ -52,9 +52,11 @@ class TaskRunner:
         for task_id in requeued:
             self._queue.put_nowait(task_id)
         self.metrics.tasks_open.set(len(requeued))
+        # Enough runners for every task the account may have in flight: a task's latency (an
+        # injected fault, a slow fetch) waits without holding a CPU; the pool bounds the CPU.
+        runners = max(self.config.workers, self.config.max_concurrency or 0)
         self._workers = [
-            asyncio.create_task(self._work(), name=f"img2svg-runner-{i}")
-            for i in range(self.config.workers)
+            asyncio.create_task(self._work(), name=f"img2svg-runner-{i}") for i in range(runners)
         ]
 
     async def stop(self) -> None:
