@@ -191,10 +191,14 @@ class TaskWindow:
             await future
 
     def confirm(self, holder: str) -> None:
-        """The API created the holder's task: it counts toward the account's limit."""
+        """The API created the holder's task: it counts toward the account's limit. More tasks
+        accepted at once than the limit learned (answers still on their way when a 429 came)
+        prove the account allows them."""
         with self._lock:
             if holder in self._holders:
                 self._confirmed.add(holder)
+                if self.limit is not None and len(self._confirmed) > self.limit:
+                    self.limit = len(self._confirmed)
 
     def release(self, holder: str, *, finished: bool = True) -> None:
         """`holder` is no longer in flight (idempotent); `finished`: its task ended."""
