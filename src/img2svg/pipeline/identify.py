@@ -73,43 +73,55 @@ async def identify_rows(
     local = sorted({r.location for r in refs.values() if r.kind == "path" and _is_local(r)})
     hashes = await asyncio.to_thread(_local_hashes, local, settings.max_image_bytes, ledger)
     versions = {row.index: row.version for row in rows}
+    slow: dict[int, ImageRef] = {}
+    for index, ref in refs.items():  # no network, no I/O: settled right here
+        if ref.kind == "path" and ref.location in hashes:
+            found_hash = hashes[ref.location]
+            out[index] = (
+                _failed(index, found_hash)
+                if isinstance(found_hash, Exception)
+                else Identified(index, ref, found_hash)
+            )
+        elif ref.kind == "url" and mode == "url":
+            out[index] = Identified(index, ref, _versioned("url:" + ref.location, versions[index]))
+        else:
+            slow[index] = ref
+    if not slow:
+        return [out[row.index] for row in rows]
     gate = asyncio.Semaphore(settings.concurrency)
     async with httpx.AsyncClient(timeout=settings.fetch_timeout_s) as http:
 
         async def one(index: int, ref: ImageRef) -> Identified:
             try:
-                if ref.kind == "path" and ref.location in hashes:
-                    found = hashes[ref.location]
-                    if isinstance(found, Exception):
-                        raise found
-                    return Identified(index, ref, found)
-                if ref.kind == "url":
-                    identity = "url:" + ref.location
-                    if mode == "head":
-                        async with gate:
-                            identity = await url_validators(
-                                http, ref.location, settings.fetch_timeout_s
-                            )
-                    if versions.get(index):
-                        identity += f"#v={versions[index]}"
-                    return Identified(index, ref, identity)
                 async with gate:
+                    if ref.kind == "url":
+                        identity = await url_validators(
+                            http, ref.location, settings.fetch_timeout_s
+                        )
+                        return Identified(index, ref, _versioned(identity, versions[index]))
                     found = await fingerprint_remote(
                         ref, max_bytes=settings.max_image_bytes, http=http
                     )
                 return Identified(index, ref, found)
-            except InvalidImageRef as exc:
-                return Identified(index, status=RowStatus.INVALID, error=str(exc))
-            except ImageUnavailable as exc:
-                return Identified(index, status=RowStatus.ERROR, error=str(exc))
             except Exception as exc:  # one odd row must not stop the run
-                log.exception("identifying row %d failed", index)
-                reason = f"cannot identify the image: {exc!r}"
-                return Identified(index, status=RowStatus.ERROR, error=reason)
+                return _failed(index, exc)
 
-        found = await asyncio.gather(*(one(i, ref) for i, ref in refs.items()))
+        found = await asyncio.gather(*(one(i, ref) for i, ref in slow.items()))
     out.update((item.index, item) for item in found)
     return [out[row.index] for row in rows]
+
+
+def _versioned(identity: str, version: str) -> str:
+    return f"{identity}#v={version}" if version else identity
+
+
+def _failed(index: int, exc: Exception) -> Identified:
+    if isinstance(exc, InvalidImageRef):
+        return Identified(index, status=RowStatus.INVALID, error=str(exc))
+    if isinstance(exc, ImageUnavailable):
+        return Identified(index, status=RowStatus.ERROR, error=str(exc))
+    log.error("identifying row %d failed: %r", index, exc)
+    return Identified(index, status=RowStatus.ERROR, error=f"cannot identify the image: {exc!r}")
 
 
 def _is_local(ref: ImageRef) -> bool:

@@ -139,8 +139,11 @@ class Workspace:
         ids = RowIds(self.db)
         total = chunks = 0
         for number, raw in enumerate(iter_rows(source, chunk_rows)):
-            rows = ids.assign(raw)
-            self.add_rows(number, rows)
+            with self._lock:
+                self.db.execute("BEGIN")
+                rows = ids.assign(raw)
+                self._insert_rows(number, rows)
+                self.db.execute("COMMIT")
             total += len(rows)
             chunks = number + 1
         self.set_meta("base", source.base)
@@ -149,15 +152,18 @@ class Workspace:
     def add_rows(self, chunk: int, rows: list[ManifestRow]) -> None:
         with self._lock:
             self.db.execute("BEGIN")
-            self.db.executemany(
-                "INSERT INTO rows (idx, chunk, row_id, image, version, invalid) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(r.index, chunk, r.row_id, r.image, r.version, r.invalid_reason) for r in rows],
-            )
-            self.db.execute(
-                "INSERT OR REPLACE INTO chunks (chunk, rows) VALUES (?, ?)", (chunk, len(rows))
-            )
+            self._insert_rows(chunk, rows)
             self.db.execute("COMMIT")
+
+    def _insert_rows(self, chunk: int, rows: list[ManifestRow]) -> None:
+        self.db.executemany(
+            "INSERT INTO rows (idx, chunk, row_id, image, version, invalid) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(r.index, chunk, r.row_id, r.image, r.version, r.invalid_reason) for r in rows],
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO chunks (chunk, rows) VALUES (?, ?)", (chunk, len(rows))
+        )
 
     def set_meta(self, name: str, value: str) -> None:
         with self._lock:
