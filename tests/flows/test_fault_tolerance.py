@@ -33,7 +33,8 @@ def _manifest(tmp_path: Path, rows: int, distinct: int) -> Path:
 
 def _convert(manifest: Path, out: Path, url: str, **params) -> pd.DataFrame:
     params = {"rate_limit": 0, "id_column": "id", "max_failure_ratio": 1.0, **params}
-    convert(manifest=str(manifest), out=str(out), api_url=url, return_state=True, **params)
+    state = convert(manifest=str(manifest), out=str(out), api_url=url, return_state=True, **params)
+    assert state.is_completed(), state.message  # a crashed run would leave old results behind
     return pd.read_parquet(out / "results.parquet")
 
 

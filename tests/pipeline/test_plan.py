@@ -104,3 +104,18 @@ def test_an_image_planned_in_an_earlier_chunk_is_followed_not_submitted_again(tm
         assert work.plan_counts()["rows_to_submit"] == 3
         (key,) = work.db.execute("SELECT key FROM rows WHERE idx = 2").fetchone()
         assert key == KEY_A
+
+
+def test_plan_counts_with_several_settled_statuses(tmp_path: Path) -> None:
+    rows = [*ROWS, ManifestRow(3, "d", "", invalid_reason="the image cell is empty")]
+    found = [*FOUND, Identified(3)]
+    with Ledger(tmp_path / "ledger.sqlite3") as ledger:
+        work = _plan(tmp_path, ledger, "mixed", rows=rows, found=found, limit=1)
+        assert work.plan_counts() == {
+            "tasks_to_submit": 1,
+            "rows_to_submit": 2,
+            "tasks_to_poll": 0,
+            "rows_to_poll": 0,
+            "rows_invalid": 1,
+            "rows_skipped": 1,
+        }

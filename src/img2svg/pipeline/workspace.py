@@ -371,7 +371,7 @@ class Workspace:
             "rows_to_submit": rows.get("submit", 0),
             "tasks_to_poll": jobs.get("poll", 0),
             "rows_to_poll": rows.get("poll", 0),
-            **{f"rows_{name}": n for name, n in sorted(settled)},
+            **{f"rows_{name}": n for name, n in sorted((r[0], r[1]) for r in settled)},
         }
 
 
