@@ -11,6 +11,8 @@ from a deployment (`prefect.yaml`), or call `convert(...)` from Python.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -24,7 +26,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.blocks.system import Secret
 from prefect.futures import PrefectFuture, wait
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -36,7 +38,7 @@ from img2svg.pipeline.backend import (
     ledger_path,
     open_backend,
     resends_are_free,
-    token_from_env,
+    run_credentials,
 )
 from img2svg.pipeline.chunks import close_chunk
 from img2svg.pipeline.manifest import open_manifest
@@ -90,6 +92,7 @@ def convert(
     limit: int | None = None,
     resubmit_unconfirmed: bool = False,
     submission_limit: str | None = SHARED_LIMIT,
+    allow_local_paths: list[str] | None = None,
 ) -> State:
     """Convert every image of a manifest to SVG.
 
@@ -98,8 +101,11 @@ def convert(
         out: Output directory or fsspec URL for svgs/, results.parquet/.csv and failures.csv.
         mode: "fast" (small files) or "slow" (higher fidelity).
         api_url: Base URL of a HiDream-compatible API; empty with no token = embedded service.
+            A stored token is only ever sent to its own API: naming another one here fails
+            the run, and nothing is sent.
         token_block: Name of a Prefect Secret block holding the API token (else the
-            HIDREAM_API_TOKEN environment variable).
+            HIDREAM_API_TOKEN environment variable): a plain token is bound to HiDream; JSON
+            {"api_url": ..., "token": ...} binds the token to that API.
         image_column: Manifest column with the image URL, path or data: URI.
         id_column: Manifest column with a unique row id; default: a hash of the image.
         version_column: Manifest column that changes when an image URL's content does (etag,
@@ -124,15 +130,28 @@ def convert(
         submission_limit: Name of a Prefect global concurrency limit (used as a rate limit)
             that every submission to a remote API takes a slot of, so that all runs of all
             deployments together stay within the API's quota; ignored if it does not exist.
+        allow_local_paths: Folders local images may be read from besides the manifest's
+            own; a row naming a file anywhere else is invalid, never read.
     """
     logger = get_run_logger()
+    _img2svg_logs_at_prefect_level()
     outputs = OutputStore(out)
-    token = Secret.load(token_block).get() if token_block else token_from_env()
+    credentials = run_credentials(
+        api_url,
+        block_name=token_block,
+        block_value=Secret.load(token_block).value.get_secret_value() if token_block else None,
+        deployed=deployment.id is not None,
+    )
     source = open_manifest(manifest, image_column, id_column, version_column)
     settings = RunSettings(
-        mode=mode, concurrency=concurrency, poll_timeout_s=poll_timeout, max_in_flight=max_in_flight
+        mode=mode,
+        concurrency=concurrency,
+        poll_timeout_s=poll_timeout,
+        max_in_flight=max_in_flight,
+        allow_local_paths=tuple(allow_local_paths or ()),
     )
-    backend = backend_identity(api_url, token, outputs)
+    artifacts = artifact_key_prefix(manifest, deployment.name)
+    backend = backend_identity(credentials, outputs)
     ledger_file = ledger_path(outputs)
     if not outputs.is_local:
         logger.warning(
@@ -146,7 +165,7 @@ def convert(
         backend=backend,
         force=force,
         limit=limit,
-        resend_interrupted=resends_are_free(api_url, token),
+        resend_interrupted=resends_are_free(credentials),
         resubmit_unconfirmed=resubmit_unconfirmed,
     )
     workspace = str(ledger_file.parent / "runs" / f"{uuid.uuid4()}.sqlite3")
@@ -171,7 +190,7 @@ def convert(
                 return Completed(message=_dry_run_message(counts), data=counts)
             if busy:  # else nothing to send, so no service to start
                 with open_backend(
-                    api_url, token, outputs, backend, options.resend_interrupted
+                    credentials, outputs, backend, options.resend_interrupted
                 ) as endpoint:
                     settings = replace(
                         settings,
@@ -179,14 +198,16 @@ def convert(
                         shared_limit=_shared_limit(endpoint, submission_limit),
                     )
                     logger.info("converting with %r, %s", endpoint, settings)
-                    _convert_chunks(busy, workspace, endpoint, settings, out, str(ledger_file))
+                    _convert_chunks(
+                        busy, workspace, endpoint, settings, out, str(ledger_file), artifacts
+                    )
             summary: RunSummary = write_results(
                 workspace, staged.chunks, out, mode, str(ledger_file)
             )
         finally:
             _remove(workspace)
 
-    publish_report(summary)
+    publish_report(summary, artifacts)
     message = f"{summary.succeeded}/{summary.total} succeeded; results in {summary.results_parquet}"
     if summary.failure_ratio > max_failure_ratio:
         return Failed(
@@ -204,6 +225,7 @@ def _convert_chunks(
     settings: RunSettings,
     out: str,
     ledger_file: str,
+    artifacts: str,
 ) -> None:
     """Submit and poll every chunk that has work, each chunk's two tasks side by side."""
     run_key = str(flow_run.id or uuid.uuid4())
@@ -214,12 +236,16 @@ def _convert_chunks(
             polls[chunk] = poll_chunk.submit(
                 workspace, chunk, endpoint, settings, out, run_key, ledger_file
             )
-        _follow(polls, workspace, throttle=throttle_for(run_key, settings))
+        _follow(
+            polls, workspace, throttle=throttle_for(run_key, settings), key=f"{artifacts}-progress"
+        )
     finally:
         forget(run_key)
 
 
-def _follow(polls: dict[int, PrefectFuture[None]], workspace: str, throttle: Throttle) -> None:
+def _follow(
+    polls: dict[int, PrefectFuture[None]], workspace: str, throttle: Throttle, key: str
+) -> None:
     """Wait for every chunk's poll, reporting progress; a chunk whose poll task failed for good
     keeps its rows, as errors with the reason."""
     with Workspace(workspace) as work:
@@ -229,7 +255,7 @@ def _follow(polls: dict[int, PrefectFuture[None]], workspace: str, throttle: Thr
         artifact_id = _in_ui(
             "create the progress artifact",
             lambda: create_progress_artifact(
-                progress=0.0, key="img2svg-progress", description=f"Rows finished of {total}"
+                progress=0.0, key=key, description=f"Rows finished of {total}"
             ),
         )
         shown = -1.0
@@ -257,6 +283,31 @@ def _follow(polls: dict[int, PrefectFuture[None]], workspace: str, throttle: Thr
                 if future.state.is_failed() or future.state.is_crashed():
                     reason = f"the chunk's poll task failed: {future.state.message}"
                     close_chunk(work, chunk, reason, throttle)
+
+
+def artifact_key_prefix(manifest: str, deployment_name: str | None) -> str:
+    """'img2svg-<deployment, or adhoc>-<manifest stem>', in Prefect's key alphabet (lowercase
+    letters, digits, dashes), so that each deployment and catalog keeps its own latest
+    artifacts. A deployment named img2svg-... is not prefixed twice."""
+    where = _slug(deployment_name or "").removeprefix("img2svg-") or "adhoc"
+    stem = _slug(PurePosixPath(manifest.rstrip("/")).stem) or "manifest"
+    return f"img2svg-{where[:40].strip('-')}-{stem[:60].strip('-')}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _img2svg_logs_at_prefect_level() -> None:
+    """Prefect gives its extra loggers (PREFECT_LOGGING_EXTRA_LOGGERS=img2svg, set by the CLI
+    and prefect.yaml) the handler to the Prefect API but no level, so they would keep the root's
+    WARNING: those of img2svg get Prefect's own level (PREFECT_LOGGING_LEVEL)."""
+    from prefect.settings import PREFECT_LOGGING_EXTRA_LOGGERS
+
+    level = logging.getLogger("prefect.extra").level
+    for name in PREFECT_LOGGING_EXTRA_LOGGERS.value():
+        if name.split(".")[0] == "img2svg" and logging.getLogger(name).level == logging.NOTSET:
+            logging.getLogger(name).setLevel(level)
 
 
 T = TypeVar("T")

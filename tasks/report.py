@@ -29,10 +29,11 @@ def write_results(workspace: str, chunks: int, out: str, mode: str, ledger_file:
 
 
 @task(name="publish-report", cache_policy=NO_CACHE)
-def publish_report(summary: RunSummary) -> None:
-    """The results are already written; a Prefect API failure here only costs the UI view."""
+def publish_report(summary: RunSummary, key_prefix: str) -> None:
+    """The results are already written; a Prefect API failure here only costs the UI view.
+    The artifacts are `<key_prefix>-counts` and `<key_prefix>-report`."""
     try:
-        _publish(summary)
+        _publish(summary, key_prefix)
     except Exception as exc:
         get_run_logger().warning(
             "could not publish the report artifacts (%s: %s); the results are in %s",
@@ -42,14 +43,14 @@ def publish_report(summary: RunSummary) -> None:
         )
 
 
-def _publish(summary: RunSummary) -> None:
+def _publish(summary: RunSummary, key_prefix: str) -> None:
     create_table_artifact(
-        key="img2svg-counts",
+        key=f"{key_prefix}-counts",
         table=counts_table(summary),
         description=f"Rows by status ({summary.total} rows)",
     )
     create_markdown_artifact(
-        key="img2svg-report",
+        key=f"{key_prefix}-report",
         markdown=markdown(summary),
         description="Failure summary and where the outputs are",
     )

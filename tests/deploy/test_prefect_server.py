@@ -50,7 +50,12 @@ POOL = "img2svg-pool"
 FLOW = "img2svg-convert"
 MANUAL = f"{FLOW}/img2svg-manual"
 NIGHTLY = f"{FLOW}/img2svg-nightly"
-ARTIFACT_KEYS = {"img2svg-counts", "img2svg-report", "img2svg-progress"}
+# Keyed by deployment and manifest stem: the manual deployment on deploy-check.csv.
+ARTIFACT_KEYS = {
+    "img2svg-manual-deploy-check-counts",
+    "img2svg-manual-deploy-check-report",
+    "img2svg-manual-deploy-check-progress",
+}
 # Variables of the caller's environment that would point the children elsewhere (another API,
 # a profile, a real token): dropped from every child's environment.
 FOREIGN_PREFIXES = ("PREFECT_", "HIDREAM_", "IMG2SVG_")
@@ -298,15 +303,15 @@ def test_manual_deployment_runs_on_a_process_worker(
 
     artifacts = stack.call(_artifacts, run.id)
     assert set(artifacts) >= ARTIFACT_KEYS, sorted(artifacts)
-    counts = artifacts["img2svg-counts"]
+    counts = artifacts["img2svg-manual-deploy-check-counts"]
     assert counts.type == "table"
     table = json.loads(counts.data) if isinstance(counts.data, str) else counts.data
     assert {"status": "succeeded", "rows": 3, "share": "100.0%"} in table
-    report = artifacts["img2svg-report"]
+    report = artifacts["img2svg-manual-deploy-check-report"]
     assert report.type == "markdown"
     assert "3 of 3 rows succeeded" in report.data
     assert "results.parquet" in report.data
-    progress = artifacts["img2svg-progress"]
+    progress = artifacts["img2svg-manual-deploy-check-progress"]
     assert progress.type == "progress"
     assert float(progress.data) == 100.0
 

@@ -126,12 +126,13 @@ def test_failure_ratio_fails_the_run_and_artifacts_are_published(tmp_path: Path)
     import asyncio
 
     found = asyncio.run(artifacts())
-    assert {"img2svg-counts", "img2svg-report", "img2svg-progress"} <= set(found)
-    table = found["img2svg-counts"].data
+    keys = {"img2svg-adhoc-m-counts", "img2svg-adhoc-m-report", "img2svg-adhoc-m-progress"}
+    assert keys <= set(found)
+    table = found["img2svg-adhoc-m-counts"].data
     rows = json.loads(table) if isinstance(table, str) else table
     assert {"status": "invalid", "rows": 2, "share": "66.7%"} in rows
-    assert "no such file" in found["img2svg-report"].data
-    assert float(found["img2svg-progress"].data) == 100.0
+    assert "no such file" in found["img2svg-adhoc-m-report"].data
+    assert float(found["img2svg-adhoc-m-progress"].data) == 100.0
 
 
 def test_manifest_problems_fail_fast(tmp_path: Path) -> None:
@@ -159,7 +160,7 @@ def test_a_prefect_api_failure_on_the_progress_artifact_does_not_stop_the_run(
 
     service = start_service("--latency", "0.5")
     manifest = image_manifest(tmp_path, list(range(9)))
-    progress = ArtifactFilter(key=ArtifactFilterKey(any_=["img2svg-progress"]))
+    progress = ArtifactFilter(key=ArtifactFilterKey(any_=["img2svg-adhoc-m-progress"]))
     with get_client(sync_client=True) as client:
         before = {a.id for a in client.read_artifacts(artifact_filter=progress)}
     deleted: list[object] = []

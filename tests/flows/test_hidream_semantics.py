@@ -7,6 +7,7 @@ expire, its SVGs carry an XML declaration and a DOCTYPE, and it loses and fails 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,11 @@ import pandas as pd
 import pytest
 
 from flows.convert import convert
+from img2svg.pipeline.backend import ledger_path
+from img2svg.pipeline.ledger import Ledger
+from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.svgcheck import check_svg
+from img2svg.svg import sanitize_svg
 from tests.helpers import image_manifest
 from tests.standin.hidream import HiDreamStandIn, Quirks
 
@@ -106,3 +112,56 @@ def test_an_expired_result_url_is_fetched_again_never_paid_again(tmp_path: Path)
         rerun = _convert(manifest, tmp_path / "out", api.url)
         assert rerun["status"].tolist() == ["succeeded"] * 4
         assert api.tasks_created == 4 and api.submit_posts == 4
+
+
+def test_unsafe_svgs_are_stored_sanitized_and_flagged(tmp_path: Path) -> None:
+    """An API answering SVGs with a script, an onload= handler and an external <image>: the
+    stored SVGs hold none of them and still draw, each row (the duplicate too) says
+    `sanitized`, and the SHA-256 recorded is of the bytes written."""
+    manifest = image_manifest(tmp_path, [0, 1, 0])
+    out = tmp_path / "out"
+    with HiDreamStandIn(Quirks(token=TOKEN, malicious=True)) as api:
+        results = _convert(manifest, out, api.url)
+    assert results["status"].tolist() == ["succeeded"] * 3
+    assert results["flags"].tolist() == ["sanitized"] * 3
+    assert results["reused"].tolist() == [False, False, True]
+    for path in results["svg_path"]:
+        svg = Path(path).read_bytes()
+        check_svg(svg)
+        assert b"<script" not in svg and b"onload" not in svg and b"<image" not in svg
+        assert b"127.0.0.1:9" not in svg and b"<rect " in svg
+        assert sanitize_svg(svg).changed is False
+    with Ledger(ledger_path(OutputStore(str(out)))) as ledger:
+        rows = ledger.rows(results["row_id"].tolist())
+    for row_id, record in rows.items():
+        written = (out / "svgs" / f"{row_id}.svg").read_bytes()
+        assert record.svg_sha256 == hashlib.sha256(written).hexdigest()
+    csv = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert csv["flags"].tolist() == ["sanitized"] * 3
+
+
+def test_formula_like_error_texts_are_escaped_in_the_csv_files(tmp_path: Path) -> None:
+    """A failure description starting with `=` reaches results.parquet as is, and the CSV files
+    behind a `'`, so a spreadsheet shows it rather than running it."""
+    manifest = image_manifest(tmp_path, [0, 1])
+    out = tmp_path / "out"
+    with HiDreamStandIn(Quirks(token=TOKEN, malicious=True, fail_task_rate=1.0)) as api:
+        results = _convert(manifest, out, api.url)
+    formula = '=HYPERLINK("http://127.0.0.1:9/","vectorization failed")'
+    assert results["status"].tolist() == ["failed"] * 2
+    assert results["error"].tolist() == [formula] * 2
+    assert results["flags"].tolist() == ["", ""]
+    csv = pd.read_csv(out / "results.csv")
+    assert csv["error"].tolist() == ["'" + formula] * 2
+    failures = pd.read_csv(out / "failures.csv")
+    assert failures["error"].tolist() == ["'" + formula] * 2
+
+
+def test_a_rerun_reusing_a_sanitized_svg_still_says_so(tmp_path: Path) -> None:
+    manifest = image_manifest(tmp_path, [0, 1])
+    with HiDreamStandIn(Quirks(token=TOKEN, malicious=True)) as api:
+        first = _convert(manifest, tmp_path / "out", api.url)
+        again = _convert(manifest, tmp_path / "out", api.url)
+        assert api.tasks_created == 2
+    assert first["flags"].tolist() == ["sanitized"] * 2
+    assert again["reused"].all() and again["flags"].tolist() == ["sanitized"] * 2

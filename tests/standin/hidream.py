@@ -93,6 +93,9 @@ class Quirks:
     doctype: bool = True
     rate_per_minute: int | None = None
     max_in_flight: int | None = None
+    # SVGs carrying a <script>, an onload= handler and an <image> linking an external URL;
+    # failure descriptions that a spreadsheet would run as a formula
+    malicious: bool = False
 
 
 @dataclass
@@ -350,6 +353,8 @@ class HiDreamStandIn:
             entry["image"] = self._signed("r" if self.quirks.redirect else "cdn", task.sub_task_id)
         elif status == 3:
             entry["description"] = "vectorization failed: the picture could not be traced"
+            if self.quirks.malicious:
+                entry["description"] = '=HYPERLINK("http://127.0.0.1:9/","vectorization failed")'
         return [entry]
 
     def _sign(self, kind: str, sub_id: str, exp: int) -> str:
@@ -363,9 +368,14 @@ class HiDreamStandIn:
     def _svg(self, task: _Task) -> str:
         w, h = task.size
         head = XML_DECL + DOCTYPE if self.quirks.doctype else ""
+        onload, extra = "", ""
+        if self.quirks.malicious:
+            onload = ' onload="alert(1)"'
+            extra = '<script>alert(2)</script><image href="http://127.0.0.1:9/x.png" width="1"/>'
         return head + (
             f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{w}" height="{h}" '
-            f'viewBox="0 0 {w} {h}"><rect width="{w}" height="{h}" fill="{task.colour}"/></svg>\n'
+            f'viewBox="0 0 {w} {h}"{onload}><rect width="{w}" height="{h}" '
+            f'fill="{task.colour}"/>{extra}</svg>\n'
         )
 
 

@@ -45,13 +45,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--api-url",
-        help="base URL of a HiDream-compatible API "
-        "(also $HIDREAM_API_URL); the token comes from $HIDREAM_API_TOKEN",
+        help="base URL of a HiDream-compatible API (also $HIDREAM_API_URL); the token comes "
+        "from $HIDREAM_API_TOKEN and goes to this URL",
     )
     p.add_argument(
         "--token-block",
         metavar="NAME",
-        help="Prefect Secret block holding the API token (instead of the environment)",
+        help="Prefect Secret block holding the API token (instead of the environment), sent "
+        'only to its own API: JSON {"api_url": ..., "token": ...}, or a plain token for '
+        "HiDream; another --api-url is refused",
     )
     p.add_argument(
         "--image-column",
@@ -138,6 +140,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="submit again the rows reported 'unconfirmed' (sent earlier, answer lost, maybe "
         "billed) and nothing else; first check the account's task list for them",
     )
+    p.add_argument(
+        "--allow-local-paths",
+        action="append",
+        metavar="DIR",
+        help="a folder local images may be read from besides the manifest's own (repeatable); "
+        "a row naming a local file anywhere else is invalid and never read",
+    )
     p.add_argument("--verbose", action="store_true", help="show Prefect's logs")
     p.set_defaults(handler=run)
 
@@ -148,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "false")
     # A run on a machine without internet must not log a failed telemetry call.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The pipeline's own logs (img2svg.*: retries, refused tokens) go to the flow run's logs.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "img2svg")
     from rich.console import Console
 
     from img2svg.cli.progress_bar import ProgressBar
@@ -175,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         "dry_run": args.dry_run,
         "limit": args.limit,
         "resubmit_unconfirmed": args.resubmit_unconfirmed,
+        "allow_local_paths": args.allow_local_paths,
     }
     try:  # a manifest that cannot be read is one clear message, before Prefect starts
         open_manifest(args.manifest, args.image_column, args.id_column, args.version_column)
@@ -199,9 +211,11 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the flow crashed before producing a summary
         summary = exc
     if isinstance(summary, BaseException):
+        from img2svg.pipeline.backend import TokenBindingError
+
         reason = (
             summary
-            if isinstance(summary, ManifestError)
+            if isinstance(summary, ManifestError | TokenBindingError)
             else f"{type(summary).__name__}: {summary}"
         )
         console.print(f"[red]img2svg convert failed:[/red] {reason}")

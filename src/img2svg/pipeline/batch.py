@@ -29,9 +29,10 @@ from img2svg.pipeline.images import ImageUnavailable, InvalidImageRef, prepare
 from img2svg.pipeline.ledger import Ledger, State, Submission
 from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.plan import Job
-from img2svg.pipeline.rows import RowStatus
+from img2svg.pipeline.rows import RowFlag, RowStatus, join_flags
 from img2svg.pipeline.settings import Endpoint, RunSettings
 from img2svg.pipeline.svgcheck import InvalidSvg, check_svg
+from img2svg.svg import sanitize_svg
 
 log = logging.getLogger("img2svg.pipeline")
 
@@ -506,20 +507,31 @@ async def _download(
     """
     state = job.lead
     try:
-        data = await _fetch_svg(client, job, settings)
-        check_svg(data)
-        digest = hashlib.sha256(data).hexdigest()
+        received = await _fetch_svg(client, job, settings)
+        check_svg(received)
+        data, changed, removed = await asyncio.to_thread(sanitize_svg, received)
+        if changed:
+            log.warning(
+                "the SVG of %s held content that does not draw, removed before writing: %s%s",
+                state.row_id,
+                "; ".join(removed[:10]),
+                f"; and {len(removed) - 10} more" if len(removed) > 10 else "",
+            )
+        digest = hashlib.sha256(data).hexdigest()  # of the bytes written
         written = []
         for row in [state, *job.followers]:
             relative = f"svgs/{row.row_id}.svg"
             await asyncio.to_thread(outputs.write_svg, row.row_id, data)
             written.append((row.row_id, job.key, relative, digest, *outputs.stat(relative)))
+        if changed:
+            state.flag(RowFlag.SANITIZED)
         await asyncio.to_thread(
             ledger.succeeded,
             job.key,
             svg_url=state.svg_url or "",
             svg_path=f"svgs/{state.row_id}.svg",
             svg_sha256=digest,
+            flags=join_flags(state.flags),  # a rerun reusing this SVG reports them again
         )
         job.svg_sha256 = digest
         await asyncio.to_thread(ledger.record_rows, written)

@@ -20,7 +20,7 @@ from img2svg.pipeline.images import ImageRef
 from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.plan import Job, PlanOptions, plan_chunk
-from img2svg.pipeline.rows import RowState, RowStatus
+from img2svg.pipeline.rows import RowState, RowStatus, join_flags, split_flags
 from img2svg.pipeline.settings import Endpoint, RunSettings
 from img2svg.pipeline.workspace import Workspace
 
@@ -135,6 +135,7 @@ def job_of(row: sqlite3.Row, mode: str) -> Job:
         submitted_at=row["submitted_at"],
         finished_at=row["finished_at"],
         reused=bool(row["reused"]),
+        flags=split_flags(row["flags"]),
     )
     ref = ImageRef(row["ref_kind"], row["ref_location"])
     return Job(
@@ -164,4 +165,5 @@ def outcome(job: Job) -> dict[str, Any]:
         "reused": int(state.reused),
         "idem_key": job.idem_key,
         "token_id": job.token_id,
+        "flags": join_flags(state.flags),
     }

@@ -7,6 +7,9 @@
   updated_at or checksum the catalog already carries). No network: the API fetches public URLs
   itself, and a million HEAD requests a night would cost more than the work. `--fingerprint
   head` opts into today's HEAD request (ETag, else Last-Modified) for catalogs without versions.
+
+A local file outside the manifest's folder and the folders of `settings.allow_local_paths` is an
+invalid row here, before anything reads it (`images.LocalPaths`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from img2svg.pipeline.images import (
     ImageRef,
     ImageUnavailable,
     InvalidImageRef,
+    LocalPaths,
     classify,
     fingerprint_remote,
     url_validators,
@@ -59,7 +63,8 @@ async def identify_rows(
     mode: FingerprintMode = "url",
 ) -> list[Identified]:
     """Fingerprint the images of the valid rows; each distinct local file is read at most once,
-    and not at all when the ledger knows it unchanged."""
+    and not at all when the ledger knows it unchanged; none outside the allowed folders."""
+    local = LocalPaths(base, settings.allow_local_paths)
     refs: dict[int, ImageRef] = {}
     out: dict[int, Identified] = {}
     for row in rows:
@@ -67,7 +72,7 @@ async def identify_rows(
             out[row.index] = Identified(row.index)
             continue
         try:
-            refs[row.index] = classify(row.image, base)
+            refs[row.index] = classify(row.image, base, local)
         except InvalidImageRef as exc:
             out[row.index] = Identified(row.index, status=RowStatus.INVALID, error=str(exc))
     local = sorted({r.location for r in refs.values() if r.kind == "path" and _is_local(r)})
@@ -100,7 +105,7 @@ async def identify_rows(
                         )
                         return Identified(index, ref, _versioned(identity, versions[index]))
                     found = await fingerprint_remote(
-                        ref, max_bytes=settings.max_image_bytes, http=http
+                        ref, max_bytes=settings.max_image_bytes, http=http, local=local
                     )
                 return Identified(index, ref, found)
             except Exception as exc:  # one odd row must not stop the run

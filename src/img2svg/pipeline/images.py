@@ -4,6 +4,11 @@ Public http(s) URLs are sent as URLs: the service fetches them. Everything the s
 reach is read here and sent inline as base64: local paths (relative to the manifest), `file://`
 and other fsspec URLs, and http(s) URLs on loopback or private networks. `data:` URIs pass as
 they are. What incremental runs compare is decided in `identify`.
+
+A manifest is untrusted: a local file is read only from the manifest's own folder, or from a
+folder allowed with `--allow-local-paths` (`LocalPaths`), after resolving symlinks and `..`.
+Anything else (`/etc/passwd`, `../secret.png`, `file:///etc/hosts`, a symlink out) is an invalid
+row, never opened.
 """
 
 from __future__ import annotations
@@ -11,14 +16,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import posixpath
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import fsspec
 import httpx
+from fsspec.core import split_protocol
 
 from img2svg.net.fetch import FetchError, FetchLimits, fetch_url
 from img2svg.net.guard import URLRefused, is_private_host
@@ -48,7 +56,86 @@ class Payload:
     inline: bool
 
 
-def classify(reference: str, base: str) -> ImageRef:
+# fsspec protocols that read this machine's files: the local filesystem, and the wrappers
+# (caches, archives) whose target defaults to it.
+_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+_WRAPPERS = frozenset(
+    {"simplecache", "filecache", "blockcache", "cached", "dir", "zip", "tar", "libarchive"}
+)
+
+
+def local_target(location: str) -> str | None:
+    """The file of this machine that a path-kind location reads, or None when it reads none.
+
+    A chained fsspec URL (`zip://a.png::file:///data/a.zip`) reads through its last element."""
+    protocol, path = split_protocol(location.rsplit("::", 1)[-1])
+    protocol = (protocol or "").lower()
+    if protocol in _LOCAL_PROTOCOLS or (protocol in _WRAPPERS and "::" not in location):
+        return path
+    return None
+
+
+class LocalPaths:
+    """The folders local images may be read from: the manifest's own folder (when the manifest
+    is local) and the folders allowed with `--allow-local-paths`, compared after resolving
+    symlinks and `..` (relative folders are relative to the working directory)."""
+
+    def __init__(self, base: str, allowed: Sequence[str] = ()) -> None:
+        folder = local_target(base) if base else None
+        self.manifest_folder = os.path.realpath(folder) if folder is not None else None
+        self.allowed = tuple(os.path.realpath(path) for path in allowed)
+        self.roots = ((self.manifest_folder,) if self.manifest_folder else ()) + self.allowed
+        self._folders: dict[str, str] = {}  # realpath of each folder seen: one per catalog dir
+
+    def check(self, location: str, reference: str) -> None:
+        """Raise `InvalidImageRef` unless the file `location` reads is under one of the roots."""
+        path = local_target(location)
+        if path is None:
+            return
+        real = self._resolve(path)
+        if any(_within(real, root) for root in self.roots):
+            return
+        shown = describe(reference) + (f" (resolves to {real})" if real != path else "")
+        allowed = f" and {', '.join(self.allowed)}" if self.allowed else ""
+        if self.manifest_folder is None:
+            where = "a local file, and the manifest is not local"
+            if allowed:
+                where += f": local images are read only in {', '.join(self.allowed)}"
+        else:
+            where = f"outside the manifest's folder {self.manifest_folder}{allowed}"
+        raise InvalidImageRef(
+            f"{shown} is {where}; not read (to read local images from another folder, allow it "
+            "with --allow-local-paths DIR)"
+        )
+
+    def _resolve(self, path: str) -> str:
+        """`os.path.realpath(path)`, resolving each folder once (a catalog has many files per
+        folder). `..` is resolved after symlinks, as the kernel does, never textually first."""
+        absolute = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+        folder, name = os.path.split(absolute)
+        if name in ("", ".", ".."):
+            return os.path.realpath(absolute)
+        real_folder = self._folders.get(folder)
+        if real_folder is None:
+            real_folder = self._folders[folder] = os.path.realpath(folder)
+        candidate = os.path.join(real_folder, name)
+        return os.path.realpath(candidate) if os.path.islink(candidate) else candidate
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def classify(reference: str, base: str, local: LocalPaths | None = None) -> ImageRef:
+    """What kind of reference a manifest cell is, and where it points; with `local`, a
+    reference to a file outside its folders is refused (without touching the file)."""
+    ref = _classify(reference, base)
+    if local is not None and ref.kind == "path":
+        local.check(ref.location, reference)
+    return ref
+
+
+def _classify(reference: str, base: str) -> ImageRef:
     if not reference:
         raise InvalidImageRef("the image cell is empty")
     lowered = reference[:16].lower()
@@ -85,8 +172,15 @@ def describe(reference: str) -> str:
 
 
 async def prepare(
-    ref: ImageRef, *, http: httpx.AsyncClient, max_bytes: int, fetch_timeout_s: float
+    ref: ImageRef,
+    *,
+    http: httpx.AsyncClient,
+    max_bytes: int,
+    fetch_timeout_s: float,
+    local: LocalPaths | None = None,
 ) -> Payload:
+    """The image as the API is sent it; with `local`, a file outside its folders is refused
+    again right before it would be read."""
     if ref.kind == "data":
         payload = ref.location.partition(",")[2]
         try:
@@ -95,6 +189,8 @@ async def prepare(
             raise InvalidImageRef("data: URI holds invalid base64") from None
         return Payload(ref.location, _digest(data), inline=True)
     if ref.kind == "path":
+        if local is not None:
+            local.check(ref.location, ref.location)
         data = _read_path(ref.location, max_bytes)
         return Payload(base64.b64encode(data).decode(), _digest(data), inline=True)
     if not await _on_private_network(ref.location):
@@ -109,10 +205,12 @@ async def prepare(
     )
 
 
-async def fingerprint_remote(ref: ImageRef, *, max_bytes: int, http: httpx.AsyncClient) -> str:
+async def fingerprint_remote(
+    ref: ImageRef, *, max_bytes: int, http: httpx.AsyncClient, local: LocalPaths | None = None
+) -> str:
     """Content hash of a `data:` URI or a file on another fsspec filesystem (local files are
     hashed, and cached, by `identify`; URLs are named by the URL)."""
-    payload = await prepare(ref, http=http, max_bytes=max_bytes, fetch_timeout_s=30.0)
+    payload = await prepare(ref, http=http, max_bytes=max_bytes, fetch_timeout_s=30.0, local=local)
     return payload.fingerprint
 
 

@@ -48,8 +48,9 @@ SUBMITTING, SUBMITTED = State.SUBMITTING, State.SUBMITTED
 
 # PRAGMA user_version: 1 = first release; 2 adds submissions.token_id (which token submitted);
 # 3 adds rows.svg_size/svg_mtime_ns (an SVG is known intact from a stat, as git's index does)
-# and file_hashes (a local image is re-read only when its size or mtime changed).
-SCHEMA_VERSION = 3
+# and file_hashes (a local image is re-read only when its size or mtime changed); 4 adds
+# submissions.flags (what the pipeline noticed about the SVG, e.g. `sanitized`).
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS submissions (
     error         TEXT,
     attempts      INTEGER NOT NULL DEFAULT 0,
     token_id      TEXT,
+    flags         TEXT NOT NULL DEFAULT '',
     created_at    REAL NOT NULL,
     submitted_at  REAL,
     finished_at   REAL
@@ -106,6 +108,7 @@ class Submission:
     error: str | None
     attempts: int
     token_id: str | None  # a hash naming the token that submitted (the API may scope tasks by it)
+    flags: str
     created_at: float
     submitted_at: float | None
     finished_at: float | None
@@ -157,7 +160,7 @@ class Ledger:
                 f"the ledger {self.path} was written by a newer img2svg (schema {version})"
             )
         added = {
-            "submissions": [("token_id", "TEXT")],  # version 2
+            "submissions": [("token_id", "TEXT"), ("flags", "TEXT NOT NULL DEFAULT ''")],
             "rows": [("svg_size", "INTEGER"), ("svg_mtime_ns", "INTEGER")],  # version 3
         }
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
@@ -263,13 +266,16 @@ class Ledger:
             submitted_at=time.time(),
         )
 
-    def succeeded(self, key: str, *, svg_url: str, svg_path: str, svg_sha256: str) -> None:
+    def succeeded(
+        self, key: str, *, svg_url: str, svg_path: str, svg_sha256: str, flags: str = ""
+    ) -> None:
         self._update(
             key,
             state=State.SUCCEEDED,
             svg_url=svg_url,
             svg_path=svg_path,
             svg_sha256=svg_sha256,
+            flags=flags,
             error=None,
             finished_at=time.time(),
         )

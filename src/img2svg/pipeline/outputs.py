@@ -1,7 +1,8 @@
 """Where a run writes: `svgs/<row_id>.svg`, `results.parquet`, `results.csv`, `failures.csv`.
 
-`out` is a local directory or any fsspec URL. Local files are written to a temporary name and
-renamed, so a crash never leaves a half-written SVG or table behind.
+`out` is a local directory or any fsspec URL. Local files are written with `fsutil`: a temporary
+name, fsynced, then renamed, so neither a crash nor a power cut leaves a half-written or empty
+SVG or table behind a recorded success. They get the usual umask mode (0644 under umask 022).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from img2svg.fsutil import atomic_path, atomic_write
 
 
 class OutputStore:
@@ -43,17 +46,8 @@ class OutputStore:
     def write_bytes(self, relative: str, data: bytes) -> str:
         target = self._path(relative)
         if self.is_local:
-            directory = os.path.dirname(target)
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, target)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            atomic_write(target, data)
         else:
             with self.fs.open(target, "wb") as handle:
                 handle.write(data)
@@ -71,16 +65,9 @@ class OutputStore:
         """A local path to write `relative` to; it appears in `out` whole, only on success."""
         if self.is_local:
             target = self._path(relative)
-            directory = os.path.dirname(target)
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-            os.close(fd)
-            try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with atomic_path(target) as tmp:
                 yield tmp
-                os.replace(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
             return
         with tempfile.TemporaryDirectory(prefix="img2svg-out-") as folder:
             local = os.path.join(folder, os.path.basename(relative))

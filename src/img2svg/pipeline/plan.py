@@ -137,6 +137,7 @@ class _Decider:
                     "reused": 1,
                     "svg_sha256": past.svg_sha256,
                     "svg_bytes": copy[1],
+                    "flags": past.flags or "",
                     "svg_url": past.svg_url,
                     **_task_fields(past),
                     "finished_at": past.finished_at,
@@ -179,6 +180,7 @@ def _record(chunk: int, key: str, row: ManifestRow, item: Identified) -> dict[st
         "submitted_at": None,
         "finished_at": None,
         "reused": 0,
+        "flags": "",
     }
 
 

@@ -89,7 +89,7 @@ def write_results(workspace: Workspace, outputs: OutputStore, mode: str) -> RunS
         writer.writerow(FAILURE_COLUMNS)
         for rows in _query(workspace, _FAILURES):
             writer.writerows(
-                [describe(row[c]) if c == "image" else _csv_cell(row[c]) for c in FAILURE_COLUMNS]
+                [_csv_cell(describe(row[c]) if c == "image" else row[c]) for c in FAILURE_COLUMNS]
                 for row in rows
             )
     return summarize(workspace, outputs)
@@ -155,8 +155,20 @@ def _result(row: sqlite3.Row, outputs: OutputStore, mode: str) -> dict[str, Any]
         "finished_at": finished,
         "duration_s": duration,
         "reused": bool(row["reused"]),
+        "flags": row["flags"] or "",
     }
 
 
+# A spreadsheet opening the CSV takes a cell starting with one of these for a formula
+# (`=HYPERLINK(...)` in an error text from the API, an image path...).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Any) -> Any:
-    return "" if value is None else value
+    """None as an empty cell; a text that a spreadsheet would run as a formula behind a `'`.
+    Numbers stay numbers, negative ones included."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -41,7 +42,26 @@ RESULT_COLUMNS = [
     "finished_at",
     "duration_s",
     "reused",
+    "flags",
 ]
+
+
+class RowFlag(StrEnum):
+    """Notes on a row's outcome, whatever its status: `flags` in the results holds their names
+    joined by commas (empty when none), in this order."""
+
+    SANITIZED = "sanitized"  # the SVG held unsafe content (scripts, external links) now removed
+
+
+def join_flags(flags: Iterable[str]) -> str:
+    """The `flags` cell: each name once, in RowFlag's order (unknown names last, sorted)."""
+    found = set(flags)
+    known = [str(flag) for flag in RowFlag if flag in found]
+    return ",".join(known + sorted(found - set(known)))
+
+
+def split_flags(text: str | None) -> list[str]:
+    return [name for name in (text or "").split(",") if name]
 
 
 @dataclass
@@ -63,6 +83,11 @@ class RowState:
     # True when this row created no task of its own: its SVG came from an earlier run, or from
     # another row of the manifest holding the same image.
     reused: bool = False
+    flags: list[str] = field(default_factory=list)  # RowFlag names
+
+    def flag(self, flag: RowFlag) -> None:
+        if flag not in self.flags:
+            self.flags.append(str(flag))
 
     def finish(self, status: RowStatus, now: float, error: str | None = None) -> None:
         self.status = status

@@ -31,6 +31,8 @@ def exclusive_run(ledger_file: Path, out: str) -> Iterator[None]:
                 f"another img2svg run (pid {holder}) is writing to {out}; wait for it to end "
                 "or use another --out"
             ) from None
+        # In place, not with fsutil.atomic_write: renaming a new file over the lock file would
+        # leave a second run free to lock that one while we hold the old inode.
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

@@ -57,6 +57,8 @@ class RunSettings:
     poll_min_interval_s: float = 0.1
     max_in_flight: int | None = None  # tasks in flight at once; None: learned from 429s
     max_image_bytes: int = 20 * 1024 * 1024
+    # Folders local images may be read from besides the manifest's own (--allow-local-paths).
+    allow_local_paths: tuple[str, ...] = ()
     fetch_timeout_s: float = 30.0
     request_timeout_s: float = 60.0
     # A quota shared with other runs (a Prefect global concurrency limit used as a rate limit).

@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts      INTEGER NOT NULL DEFAULT 0,
     submitted_at  REAL,
     finished_at   REAL,
-    reused        INTEGER NOT NULL DEFAULT 0
+    reused        INTEGER NOT NULL DEFAULT 0,
+    flags         TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_chunk ON jobs (chunk, action, status);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -89,6 +90,7 @@ OUTCOME_COLUMNS = (
     "reused",
     "idem_key",
     "token_id",
+    "flags",
 )
 
 
@@ -116,6 +118,9 @@ class Workspace:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=OFF")  # scratch: the ledger is the durable record
         self.db.executescript(_SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(jobs)")}
+        if "flags" not in columns:  # a workspace left behind by an earlier version
+            self.db.execute("ALTER TABLE jobs ADD COLUMN flags TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self._lock:
@@ -381,7 +386,8 @@ SELECT r.idx, r.row_id, r.image,
        CASE WHEN j.key IS NULL THEN r.error ELSE j.error END AS error,
        j.task_id, j.sub_task_id, j.svg_url, j.svg_bytes, j.attempts,
        j.submitted_at, j.finished_at,
-       CASE WHEN j.key IS NULL THEN 0 WHEN j.lead_idx != r.idx THEN 1 ELSE j.reused END AS reused
+       CASE WHEN j.key IS NULL THEN 0 WHEN j.lead_idx != r.idx THEN 1 ELSE j.reused END AS reused,
+       COALESCE(j.flags, '') AS flags
 FROM rows r LEFT JOIN jobs j ON r.key = j.key
 """
 _RESULTS = _RESULTS_SELECT + " ORDER BY r.idx"

@@ -34,6 +34,7 @@ from img2svg.api.paths import (
 from img2svg.engine.errors import EngineError
 from img2svg.engine.pool import VectorizerPool
 from img2svg.net.fetch import FetchLimits
+from img2svg.pipeline.svgcheck import InvalidSvg
 from img2svg.service.auth import account_for, caller_scope
 from img2svg.service.config import ServiceConfig
 from img2svg.service.errors import ApiError
@@ -65,6 +66,7 @@ from img2svg.service.protocol import (
 from img2svg.service.runner import TaskRunner
 from img2svg.service.store import WAITING, Task, TaskStore
 from img2svg.service.views import task_result
+from img2svg.svg import sanitize_svg
 
 log = logging.getLogger("img2svg.service")
 
@@ -324,7 +326,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
             service.metrics.conversion_seconds.labels(mode=body.mode).observe(
                 time.perf_counter() - started
             )
-        return envelope({"svg": svg}, new_request_id())
+        try:  # answered to browsers too: only what draws
+            clean = await asyncio.to_thread(sanitize_svg, svg.encode())
+        except InvalidSvg as exc:
+            raise ApiError(ErrorCode.CONVERSION_FAILED, f"not an SVG: {exc}") from None
+        return envelope({"svg": clean.data.decode()}, new_request_id())
 
     @app.get(
         FILES_PREFIX + "/{name}",

@@ -1,7 +1,8 @@
 """Runs queued tasks through the vectorizer pool and records every outcome.
 
 A fixed number of asyncio workers (one per engine process) take task ids from a queue, so at most
-that many conversions run at once and the event loop stays free to answer polls.
+that many conversions run at once and the event loop stays free to answer polls. Each SVG passes
+through the sanitizer (`img2svg.svg`) before it is stored, so the service serves only what draws.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import httpx
 
 from img2svg.engine.errors import EngineError
 from img2svg.engine.pool import VectorizerPool
+from img2svg.pipeline.svgcheck import InvalidSvg
 from img2svg.service.callbacks import deliver
 from img2svg.service.config import ServiceConfig
 from img2svg.service.metrics import ServiceMetrics
 from img2svg.service.store import DONE, FAILED, REJECTED, TaskStore
 from img2svg.service.views import task_result
+from img2svg.svg import sanitize_svg
 
 log = logging.getLogger("img2svg.service.runner")
 
@@ -105,11 +108,14 @@ class TaskRunner:
             self.metrics.conversion_seconds.labels(mode=task.mode).observe(
                 time.perf_counter() - started
             )
-        encoded = svg.encode()
-        path = self.store.svg_path(task.sub_task_id)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(encoded)
-        tmp.replace(path)
+        try:  # served to browsers: only what draws is stored
+            encoded, changed, removed = await asyncio.to_thread(sanitize_svg, svg.encode())
+        except InvalidSvg as exc:
+            self._finish(task_id, FAILED, reason=f"the vectorizer's output is not an SVG: {exc}")
+            return
+        if changed:
+            log.warning("task %s: removed from its SVG before storing: %s", task_id, removed[:10])
+        await asyncio.to_thread(self.store.write_svg, task.sub_task_id, encoded)
         self._finish(task_id, DONE, svg_bytes=len(encoded))
 
     def _finish(

@@ -19,6 +19,7 @@ from typing import IO
 
 import uvicorn
 
+from img2svg.fsutil import atomic_write
 from img2svg.service.app import create_app
 from img2svg.service.config import ServiceConfig
 from img2svg.service.embedded import PARENT_PID_ENV
@@ -55,9 +56,8 @@ def open_access_warning(sock: socket.socket, config: ServiceConfig) -> str | Non
 
 
 def write_port_file(path: Path, port: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"{port}\n")
-    os.replace(tmp, path)
+    """Whole or absent: the parent polls for the file and reads it as soon as it exists."""
+    atomic_write(path, f"{port}\n".encode())
 
 
 class _Server(uvicorn.Server):
@@ -101,6 +101,9 @@ def lock_data_dir(data_dir: Path, wait_s: float = LOCK_WAIT_S) -> IO[str]:
                 ) from None
             time.sleep(0.2)
         else:
+            # Written in place, not with fsutil.atomic_write: a rename would put a new, unlocked
+            # file at this path while we hold the lock on the old one, so a second service could
+            # lock it too. The pid is only informational.
             handle.seek(0)
             handle.truncate()  # only once it is ours: the holder's pid stays readable till then
             handle.write(f"{os.getpid()}\n")

@@ -3,6 +3,8 @@
 Every state change is one committed transaction, so a killed service restarts with an exact
 picture of what was queued, running and done. The input image of an unfinished task is kept as a
 file beside the database until the task ends, so queued work can be resumed after a restart.
+Input images (`create`) and SVGs (`write_svg`) are written with `fsutil.atomic_write` (fsynced,
+then renamed), so no row points at an empty or half-written file after a crash or power cut.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from img2svg.fsutil import atomic_write
 
 WAITING, DONE, PROCESSING, FAILED, REJECTED = 0, 1, 2, 3, 4
 TERMINAL = frozenset({DONE, FAILED, REJECTED})
@@ -108,12 +112,15 @@ class TaskStore:
     def svg_path(self, sub_task_id: str) -> Path:
         return self.svgs_dir / f"{sub_task_id}.svg"
 
+    def write_svg(self, sub_task_id: str, svg: bytes) -> Path:
+        """Write a task's SVG whole, before the task is finished as DONE."""
+        path = self.svg_path(sub_task_id)
+        atomic_write(path, svg)
+        return path
+
     def create(self, task: Task, image: bytes) -> Task:
         """Persist the input first, then the row: a row never points at a missing input."""
-        path = self.input_path(task.task_id)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(image)
-        tmp.replace(path)
+        atomic_write(self.input_path(task.task_id), image)
         columns = list(Task.__dataclass_fields__)
         with self._tx() as db:
             db.execute(
