@@ -68,6 +68,9 @@ def test_files_outside_the_manifests_folder_are_invalid_and_never_read(
     outside, inside = found[: len(OUTSIDE)], found[len(OUTSIDE) :]
     for ref, item in zip(OUTSIDE, outside, strict=True):
         assert item.status is RowStatus.INVALID, ref
+        if "::" in ref:  # refused before any path check, allowed folder or not
+            assert "chained fsspec URLs are not read" in item.error, item.error
+            continue
         assert "outside the manifest's folder" in item.error, item.error
         assert "--allow-local-paths" in item.error
     assert "resolves to " + str(tree / "secret.png") in outside[4].error
@@ -128,3 +131,20 @@ def test_the_cli_passes_every_allowed_folder() -> None:
     )
     assert args.allow_local_paths == ["/data/a", "b"]
     assert build_parser().parse_args(["convert", "m.csv"]).allow_local_paths is None
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "simplecache::http://169.254.169.254/latest/meta-data/x.png",
+        "zip://x.png::http://127.0.0.1:9/a.zip",
+        "ftp://127.0.0.1/x.png",
+        "sftp://10.0.0.1/x.png",
+        "webdav://127.0.0.1/x.png",
+    ],
+)
+def test_references_that_would_reach_a_host_past_the_guard_are_invalid(reference: str) -> None:
+    from img2svg.pipeline.images import InvalidImageRef, classify
+
+    with pytest.raises(InvalidImageRef, match="not read"):
+        classify(reference, "/m")

@@ -28,6 +28,7 @@ FORMS = [
     "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x.png",  # Teredo, client 127.0.0.1
     "http://2130706433/x.png",  # decimal 127.0.0.1
     "http://0x7f000001/x.png",  # hex
+    "http://0177.0.0.1/x.png",  # octal
     "http://0x7f.1/x.png",  # mixed, shortened
     "http://127.1/x.png",  # shortened
     "http://0/x.png",  # 0.0.0.0

@@ -158,9 +158,26 @@ def _classify(reference: str, base: str) -> ImageRef:
         if not path:
             raise InvalidImageRef(f"file URL without a path: {reference}")
         return ImageRef("path", path)
-    if _SCHEME.match(reference) or reference.startswith("/"):
-        return ImageRef("path", reference)  # absolute, or another fsspec protocol (s3://...)
+    if "::" in reference:  # fsspec chaining could reach any host past the network guard
+        raise InvalidImageRef(f"chained fsspec URLs are not read: {describe(reference)}")
+    scheme = _SCHEME.match(reference)
+    if scheme:
+        name = scheme.group(0)[:-3].lower()
+        if name not in OBJECT_STORES:
+            raise InvalidImageRef(
+                f"{name}:// references are not read (http(s) URLs go to the API; local files "
+                f"and object stores {', '.join(sorted(OBJECT_STORES))} are read): "
+                f"{describe(reference)}"
+            )
+        return ImageRef("path", reference)  # an object store (s3://...)
+    if reference.startswith("/"):
+        return ImageRef("path", reference)
     return ImageRef("path", posixpath.join(base, reference) if base else reference)
+
+
+# fsspec protocols whose reads go to the catalog's own storage, not to an address the manifest
+# chooses: ftp://, sftp://, webdav://... would reach hosts the private-network guard never saw.
+OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "local"})
 
 
 def describe(reference: str) -> str:
