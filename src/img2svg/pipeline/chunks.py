@@ -60,7 +60,7 @@ async def submit_chunk(
 ) -> int:
     """Submit the chunk's new jobs; each outcome reaches the workspace as soon as it is known,
     where the chunk's poller picks the submitted ones up. Returns how many were sent."""
-    jobs = [job_of(row, settings.mode) for row in workspace.jobs(chunk, "submit", "pending")]
+    jobs = [job_of(row, settings.mode) for row in workspace.jobs(chunk, "pending", action="submit")]
 
     def done(job: Job) -> None:
         workspace.save_outcomes([(job.key, outcome(job))])
@@ -100,7 +100,7 @@ async def poll_chunk(
         poller = Poller(client, endpoint, settings, throttle, outputs, ledger, on_final=final)
         while True:
             all_sent = workspace.submit_done(chunk)  # read before the jobs: nothing is missed
-            fresh = [r for r in workspace.chunk_jobs(chunk, "submitted") if r["key"] not in watched]
+            fresh = [r for r in workspace.jobs(chunk, "submitted") if r["key"] not in watched]
             watched.update(r["key"] for r in fresh)
             poller.add([job_of(row, settings.mode) for row in fresh])
             if poller.pending:

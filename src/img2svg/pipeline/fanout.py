@@ -12,7 +12,7 @@ import hashlib
 
 from img2svg.pipeline.ledger import Ledger, RowWrite
 from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.plan import relative_svg_path
+from img2svg.pipeline.plan import intact_copy
 from img2svg.pipeline.workspace import Workspace
 
 
@@ -39,7 +39,7 @@ def fan_out_chunk(workspace: Workspace, ledger: Ledger, outputs: OutputStore, ch
             written.append((row_id, key, relative, digest, size, mtime_ns))
             continue
         if key not in sources:
-            sources[key] = _intact_source(key, digest, row["lead_row_id"], ledger, outputs)
+            sources[key] = _intact_source(key, row["lead_row_id"], ledger, outputs)
         data = sources[key]
         if data is None:
             broken.append((row_id, "the SVG was converted but no intact copy is left to write"))
@@ -55,15 +55,10 @@ def fan_out_chunk(workspace: Workspace, ledger: Ledger, outputs: OutputStore, ch
 
 
 def _intact_source(
-    key: str, digest: str, lead_row_id: str, ledger: Ledger, outputs: OutputStore
+    key: str, lead_row_id: str, ledger: Ledger, outputs: OutputStore
 ) -> bytes | None:
-    paths = [f"svgs/{lead_row_id}.svg"]
     past = ledger.submission(key)
-    if past is not None and past.svg_path:
-        paths.append(relative_svg_path(past.svg_path))
-    paths += [r.svg_path for r in ledger.rows_of(key)]
-    for relative in dict.fromkeys(paths):
-        data = outputs.read_bytes(relative)
-        if data is not None and hashlib.sha256(data).hexdigest() == digest:
-            return data
-    return None
+    if past is None:
+        return None
+    found = intact_copy(past, ledger, outputs, first=[f"svgs/{lead_row_id}.svg"])
+    return outputs.read_bytes(found[0]) if found is not None else None

@@ -207,16 +207,20 @@ def _poll(past: Submission) -> dict[str, Any]:
     }
 
 
-def intact_copy(past: Submission, ledger: Ledger, outputs: OutputStore) -> tuple[str, int] | None:
-    """(relative path, size) of an intact copy of a succeeded submission's SVG, if one is left.
+def intact_copy(
+    past: Submission, ledger: Ledger, outputs: OutputStore, first: Sequence[str] = ()
+) -> tuple[str, int] | None:
+    """(relative path, size) of an intact copy of a succeeded submission's SVG, if one is left;
+    `first`: relative paths to try before the ledger's.
 
     A copy whose size and mtime are those recorded when it was written is intact without being
     read; any other is read and hashed."""
     if not past.svg_sha256:
         return None
-    candidates = [(r.svg_path, r.svg_size, r.svg_mtime_ns) for r in ledger.rows_of(past.key)]
+    candidates = [(path, None, None) for path in first]
     if past.svg_path:
-        candidates.insert(0, (past.svg_path, None, None))
+        candidates.append((past.svg_path, None, None))
+    candidates += [(r.svg_path, r.svg_size, r.svg_mtime_ns) for r in ledger.rows_of(past.key)]
     for path, size, mtime_ns in candidates:
         relative = relative_svg_path(path)
         if size is not None and outputs.unchanged(relative, size, mtime_ns):

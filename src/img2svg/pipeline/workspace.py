@@ -240,20 +240,14 @@ class Workspace:
 
     # -- submitting and polling ----------------------------------------------------------------
 
-    def jobs(self, chunk: int, action: str, status: str) -> list[sqlite3.Row]:
+    def jobs(self, chunk: int, status: str, action: str | None = None) -> list[sqlite3.Row]:
+        """The chunk's jobs in this status (and with this action), in manifest order."""
+        query = "SELECT * FROM jobs WHERE chunk = ? AND status = ?"
+        params: tuple[object, ...] = (chunk, status)
+        if action is not None:
+            query, params = query + " AND action = ?", (*params, action)
         with self._lock:
-            return self.db.execute(
-                "SELECT * FROM jobs WHERE chunk = ? AND action = ? AND status = ? "
-                "ORDER BY lead_idx",
-                (chunk, action, status),
-            ).fetchall()
-
-    def chunk_jobs(self, chunk: int, status: str) -> list[sqlite3.Row]:
-        with self._lock:
-            return self.db.execute(
-                "SELECT * FROM jobs WHERE chunk = ? AND status = ? ORDER BY lead_idx",
-                (chunk, status),
-            ).fetchall()
+            return self.db.execute(query + " ORDER BY lead_idx", params).fetchall()
 
     def save_outcomes(self, outcomes: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """(key, {column: value}) for jobs whose state moved."""
