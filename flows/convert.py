@@ -15,9 +15,9 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal, TypeVar
@@ -33,29 +33,38 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from img2svg.client import Throttle
 from img2svg.pipeline import progress
 from img2svg.pipeline.backend import (
+    Credentials,
     backend_identity,
     default_rate_limit,
-    ledger_path,
     open_backend,
     resends_are_free,
     run_credentials,
 )
 from img2svg.pipeline.chunks import close_chunk
-from img2svg.pipeline.manifest import open_manifest
+from img2svg.pipeline.ledger import Ledger
+from img2svg.pipeline.manifest import ManifestSource, open_manifest
 from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.placement import (
+    check_shardable,
+    is_shared_ledger,
+    keep_password_in_process,
+    ledger_location,
+    workspace_dir,
+)
 from img2svg.pipeline.plan import PlanOptions
 from img2svg.pipeline.report import RunSummary
-from img2svg.pipeline.runlock import exclusive_run
 from img2svg.pipeline.settings import Endpoint, RunSettings
 from img2svg.pipeline.workspace import Staged, Workspace
 from tasks.convert import poll_chunk, submit_chunk
 from tasks.limits import SHARED_LIMIT, forget, shared_limit_exists, throttle_for
 from tasks.manifest import stage_manifest
 from tasks.plan import plan_chunk
-from tasks.report import publish_report, write_results
+from tasks.report import export_part, publish_report, write_results
 
 # Chunk tasks in flight at once (each a thread); a chunk's submit and poll tasks run together.
 CHUNK_THREADS = 8
+# The deployment each shard of a split run is a flow run of (prefect.yaml).
+SHARD_DEPLOYMENT = "img2svg-shard/img2svg-shard"
 
 
 def run_name() -> str:
@@ -93,6 +102,10 @@ def convert(
     resubmit_unconfirmed: bool = False,
     submission_limit: str | None = SHARED_LIMIT,
     allow_local_paths: list[str] | None = None,
+    ledger: str | None = None,
+    ledger_block: str | None = None,
+    shards: int = 1,
+    shard_deployment: str = SHARD_DEPLOYMENT,
 ) -> State:
     """Convert every image of a manifest to SVG.
 
@@ -132,82 +145,66 @@ def convert(
             deployments together stay within the API's quota; ignored if it does not exist.
         allow_local_paths: Folders local images may be read from besides the manifest's
             own; a row naming a file anywhere else is invalid, never read.
+        ledger: Where the record of what was paid lives: a SQLite path (default: beside the
+            outputs) or postgresql://user@host/db, shared by every machine and deployment
+            (default: $IMG2SVG_LEDGER_URL). Give no password here: the worker's PGPASSWORD,
+            ~/.pgpass or $IMG2SVG_LEDGER_URL supplies it, or use ledger_block.
+        ledger_block: Name of a Prefect Secret block holding the ledger's URL.
+        shards: Split the catalog into this many shards, each a flow run of the shard
+            deployment on the work pool (any free worker, any machine); needs a PostgreSQL
+            ledger and an --out (and manifest) every worker reaches. --limit is shared out
+            evenly between the shards.
+        shard_deployment: The deployment the shards run as ("flow name/deployment name").
     """
     logger = get_run_logger()
     _img2svg_logs_at_prefect_level()
-    outputs = OutputStore(out)
-    credentials = run_credentials(
-        api_url,
-        block_name=token_block,
-        block_value=Secret.load(token_block).value.get_secret_value() if token_block else None,
-        deployed=deployment.id is not None,
-    )
-    source = open_manifest(manifest, image_column, id_column, version_column)
-    settings = RunSettings(
+    run = prepare_run(
+        manifest,
+        out,
         mode=mode,
-        concurrency=concurrency,
-        poll_timeout_s=poll_timeout,
-        max_in_flight=max_in_flight,
-        allow_local_paths=tuple(allow_local_paths or ()),
-    )
-    artifacts = artifact_key_prefix(manifest, deployment.name)
-    backend = backend_identity(credentials, outputs)
-    ledger_file = ledger_path(outputs)
-    if not outputs.is_local:
-        logger.warning(
-            "the ledger of %s is kept on this machine, at %s: a run on another machine "
-            "will not see what this one submitted",
-            outputs.out,
-            ledger_file,
-        )
-    options = PlanOptions(
-        mode=mode,
-        backend=backend,
+        api_url=api_url,
+        token_block=token_block,
+        columns=(image_column, id_column, version_column),
+        settings=RunSettings(
+            mode=mode,
+            concurrency=concurrency,
+            poll_timeout_s=poll_timeout,
+            max_in_flight=max_in_flight,
+            allow_local_paths=tuple(allow_local_paths or ()),
+        ),
         force=force,
         limit=limit,
-        resend_interrupted=resends_are_free(credentials),
         resubmit_unconfirmed=resubmit_unconfirmed,
+        ledger=ledger,
+        ledger_block=ledger_block,
     )
-    workspace = str(ledger_file.parent / "runs" / f"{uuid.uuid4()}.sqlite3")
-    # A dry run writes nothing, so it may look while another run works.
-    with nullcontext() if dry_run else exclusive_run(ledger_file, outputs.out):
-        try:
-            staged: Staged = stage_manifest(source, workspace, batch_size)
-            logger.info("%d rows from %s, in %d chunks", staged.rows, manifest, staged.chunks)
-            for chunk in range(staged.chunks):  # in order: the first row of an image leads
-                plan_chunk.submit(
-                    workspace,
-                    chunk,
-                    settings=settings,
-                    options=options,
-                    fingerprint=fingerprint,
-                    out=out,
-                    ledger_file=str(ledger_file),
-                ).result()
-            counts, busy = _plan_counts(workspace)
-            logger.info("plan: %s", counts)
-            if dry_run:
-                return Completed(message=_dry_run_message(counts), data=counts)
-            if busy:  # else nothing to send, so no service to start
-                with open_backend(
-                    credentials, outputs, backend, options.resend_interrupted
-                ) as endpoint:
-                    settings = replace(
-                        settings,
-                        rate_limit_per_minute=default_rate_limit(endpoint, rate_limit),
-                        shared_limit=_shared_limit(endpoint, submission_limit),
-                    )
-                    logger.info("converting with %r, %s", endpoint, settings)
-                    _convert_chunks(
-                        busy, workspace, endpoint, settings, out, str(ledger_file), artifacts
-                    )
-            summary: RunSummary = write_results(
-                workspace, staged.chunks, out, mode, str(ledger_file)
-            )
-        finally:
-            _remove(workspace)
+    if shards > 1 and not dry_run:  # a dry run only reads: one process plans it all
+        check_shardable(manifest, out, run.ledger, shards)
+        from flows.shards import convert_in_shards
 
-    publish_report(summary, artifacts)
+        summary = convert_in_shards(run, shards, shard_deployment, batch_size)
+    else:
+        if not run.outputs.is_local and not is_shared_ledger(run.ledger):
+            logger.warning(
+                "the ledger of %s is kept on this machine, at %s: a run on another machine "
+                "will not see what this one submitted (use --ledger postgresql://...)",
+                run.outputs.out,
+                run.ledger,
+            )
+        # A dry run writes nothing, so it may look while another run works.
+        with nullcontext() if dry_run else _one_run_at_a_time(run):
+            done = convert_here(
+                run,
+                fingerprint=fingerprint,
+                batch_size=batch_size,
+                rate_limit=rate_limit,
+                submission_limit=submission_limit,
+                dry_run=dry_run,
+            )
+        if isinstance(done, dict):  # the dry run's plan
+            return Completed(message=_dry_run_message(done), data=done)
+        summary = done
+    publish_report(summary, run.artifacts)
     message = f"{summary.succeeded}/{summary.total} succeeded; results in {summary.results_parquet}"
     if summary.failure_ratio > max_failure_ratio:
         return Failed(
@@ -218,13 +215,131 @@ def convert(
     return Completed(message=message, data=summary)
 
 
+@dataclass(frozen=True)
+class PreparedRun:
+    """What every part of a run agrees on before anything is spent: small, picklable values."""
+
+    manifest: str
+    source: ManifestSource
+    outputs: OutputStore
+    credentials: Credentials
+    settings: RunSettings
+    options: PlanOptions
+    ledger: str  # a SQLite path or a PostgreSQL URL (may hold a password: never a parameter)
+    artifacts: str
+    shard: tuple[int, int] | None = None
+
+
+def prepare_run(
+    manifest: str,
+    out: str,
+    *,
+    mode: str,
+    api_url: str | None,
+    token_block: str | None,
+    columns: tuple[str, str | None, str | None],
+    settings: RunSettings,
+    force: bool,
+    limit: int | None,
+    resubmit_unconfirmed: bool,
+    ledger: str | None,
+    ledger_block: str | None,
+    shard: tuple[int, int] | None = None,
+) -> PreparedRun:
+    outputs = OutputStore(out)
+    credentials = run_credentials(
+        api_url,
+        block_name=token_block,
+        block_value=Secret.load(token_block).value.get_secret_value() if token_block else None,
+        deployed=deployment.id is not None,
+    )
+    block_url = Secret.load(ledger_block).get() if ledger_block else None
+    options = PlanOptions(
+        mode=mode,
+        backend=backend_identity(credentials, outputs, shard),
+        force=force,
+        limit=limit,
+        resend_interrupted=resends_are_free(credentials),
+        resubmit_unconfirmed=resubmit_unconfirmed,
+    )
+    return PreparedRun(
+        manifest=manifest,
+        source=open_manifest(manifest, *columns),
+        outputs=outputs,
+        credentials=credentials,
+        settings=settings,
+        options=options,
+        ledger=ledger_location(ledger, outputs, block_value=block_url),
+        artifacts=artifact_key_prefix(manifest, deployment.name),
+        shard=shard,
+    )
+
+
+@contextmanager
+def _one_run_at_a_time(run: PreparedRun) -> Iterator[None]:
+    """Two runs over the same output would both plan the same images as new and both pay."""
+    with Ledger(run.ledger) as book, book.run_lock(run.outputs.out):
+        yield
+
+
+def convert_here(
+    run: PreparedRun,
+    *,
+    fingerprint: str,
+    batch_size: int,
+    rate_limit: float | None,
+    submission_limit: str | None,
+    dry_run: bool = False,
+    part: str | None = None,
+) -> RunSummary | dict[str, int] | int:
+    """The pipeline in this process: the whole run, or one shard's rows. Returns the plan's
+    counts for a dry run, the rows handed back in `part` for a shard, else the run's summary."""
+    logger = get_run_logger()
+    settings, options, out = run.settings, run.options, run.outputs.out
+    workspace = str(workspace_dir(run.ledger) / f"{uuid.uuid4()}.sqlite3")
+    ledger = keep_password_in_process(run.ledger)  # tasks get it without: see placement
+    try:
+        staged: Staged = stage_manifest(run.source, workspace, batch_size, run.shard)
+        logger.info("%d rows from %s, in %d chunks", staged.rows, run.manifest, staged.chunks)
+        for chunk in range(staged.chunks):  # in order: the first row of an image leads
+            plan_chunk.submit(
+                workspace,
+                chunk,
+                settings=settings,
+                options=options,
+                fingerprint=fingerprint,
+                out=out,
+                ledger_location=ledger,
+            ).result()
+        counts, busy = _plan_counts(workspace)
+        logger.info("plan: %s", counts)
+        if dry_run:
+            return counts
+        if busy:  # else nothing to send, so no service to start
+            with open_backend(
+                run.credentials, run.outputs, options.backend, options.resend_interrupted, run.shard
+            ) as endpoint:
+                settings = replace(
+                    settings,
+                    rate_limit_per_minute=default_rate_limit(endpoint, rate_limit),
+                    shared_limit=_shared_limit(endpoint, submission_limit),
+                )
+                logger.info("converting with %r, %s", endpoint, settings)
+                _convert_chunks(busy, workspace, endpoint, settings, out, ledger, run.artifacts)
+        if part is not None:
+            return export_part(workspace, staged.chunks, out, ledger, part)
+        return write_results(workspace, staged.chunks, out, settings.mode, ledger)
+    finally:
+        _remove(workspace)
+
+
 def _convert_chunks(
     chunks: list[int],
     workspace: str,
     endpoint: Endpoint,
     settings: RunSettings,
     out: str,
-    ledger_file: str,
+    ledger: str,
     artifacts: str,
 ) -> None:
     """Submit and poll every chunk that has work, each chunk's two tasks side by side."""
@@ -232,9 +347,9 @@ def _convert_chunks(
     try:
         polls: dict[int, PrefectFuture[None]] = {}
         for chunk in chunks:
-            submit_chunk.submit(workspace, chunk, endpoint, settings, run_key, ledger_file)
+            submit_chunk.submit(workspace, chunk, endpoint, settings, run_key, ledger)
             polls[chunk] = poll_chunk.submit(
-                workspace, chunk, endpoint, settings, out, run_key, ledger_file
+                workspace, chunk, endpoint, settings, out, run_key, ledger
             )
         _follow(
             polls, workspace, throttle=throttle_for(run_key, settings), key=f"{artifacts}-progress"

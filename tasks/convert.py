@@ -11,7 +11,6 @@ the row unconfirmed) instead of sending it again. Polling is read-only.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -22,6 +21,7 @@ from img2svg.pipeline.chunks import poll_chunk as poll_chunk_work
 from img2svg.pipeline.chunks import submit_chunk as submit_chunk_work
 from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.placement import with_password
 from img2svg.pipeline.settings import Endpoint, RunSettings
 from img2svg.pipeline.workspace import Workspace
 from tasks.limits import throttle_for
@@ -46,10 +46,10 @@ async def submit_chunk(
     endpoint: Endpoint,
     settings: RunSettings,
     run_key: str,
-    ledger_file: str,
+    ledger_location: str,
 ) -> int:
     throttle = throttle_for(run_key, settings)
-    with Workspace(workspace) as work, Ledger(Path(ledger_file)) as ledger:
+    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
         return await submit_chunk_work(
             work, chunk, endpoint=endpoint, settings=settings, throttle=throttle, ledger=ledger
         )
@@ -68,10 +68,10 @@ async def poll_chunk(
     settings: RunSettings,
     out: str,
     run_key: str,
-    ledger_file: str,
+    ledger_location: str,
 ) -> None:
     throttle = throttle_for(run_key, settings)
-    with Workspace(workspace) as work, Ledger(Path(ledger_file)) as ledger:
+    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
         await poll_chunk_work(
             work,
             chunk,

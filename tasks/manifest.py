@@ -10,6 +10,9 @@ from img2svg.pipeline.workspace import Staged, Workspace
 
 
 @task(name="stage-manifest", cache_policy=NO_CACHE)
-def stage_manifest(source: ManifestSource, workspace: str, chunk_rows: int) -> Staged:
+def stage_manifest(
+    source: ManifestSource, workspace: str, chunk_rows: int, shard: tuple[int, int] | None = None
+) -> Staged:
+    """`shard` (k, n): only the rows of shard k of n."""
     with Workspace(workspace) as staged:
-        return staged.stage(source, chunk_rows)
+        return staged.stage(source, chunk_rows, shard)

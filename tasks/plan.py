@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -11,6 +9,7 @@ from img2svg.pipeline.chunks import identify_and_plan
 from img2svg.pipeline.identify import FingerprintMode
 from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.placement import with_password
 from img2svg.pipeline.plan import PlanOptions
 from img2svg.pipeline.settings import RunSettings
 from img2svg.pipeline.workspace import Workspace
@@ -25,9 +24,9 @@ async def plan_chunk(
     options: PlanOptions,
     fingerprint: FingerprintMode,
     out: str,
-    ledger_file: str,
+    ledger_location: str,
 ) -> None:
-    with Workspace(workspace) as work, Ledger(Path(ledger_file)) as ledger:
+    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
         await identify_and_plan(
             work,
             chunk,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -13,18 +12,53 @@ from img2svg.pipeline import results
 from img2svg.pipeline.fanout import fan_out_chunk
 from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.placement import with_password
 from img2svg.pipeline.report import RunSummary, counts_table, markdown
 from img2svg.pipeline.workspace import Workspace
 
 
 @task(name="write-results", cache_policy=NO_CACHE)
-def write_results(workspace: str, chunks: int, out: str, mode: str, ledger_file: str) -> RunSummary:
+def write_results(
+    workspace: str, chunks: int, out: str, mode: str, ledger_location: str
+) -> RunSummary:
     """Give every row its SVG, then stream the tables out of the workspace."""
     outputs = OutputStore(out)
-    with Workspace(workspace) as work, Ledger(Path(ledger_file)) as ledger:
-        work.close_open_jobs("the run ended without an outcome for this row", time.time())
-        for chunk in range(chunks):
-            fan_out_chunk(work, ledger, outputs, chunk)
+    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
+        _finish_rows(work, ledger, outputs, chunks)
+        return results.write_results(work, outputs, mode)
+
+
+def _finish_rows(work: Workspace, ledger: Ledger, outputs: OutputStore, chunks: int) -> None:
+    work.close_open_jobs("the run ended without an outcome for this row", time.time())
+    for chunk in range(chunks):
+        fan_out_chunk(work, ledger, outputs, chunk)
+
+
+@task(name="export-part", cache_policy=NO_CACHE)
+def export_part(workspace: str, chunks: int, out: str, ledger_location: str, part: str) -> int:
+    """A shard's ending: every row gets its SVG, then the shard's results go to `part` in the
+    shared output, for the run that split the catalog to merge."""
+    outputs = OutputStore(out)
+    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
+        _finish_rows(work, ledger, outputs, chunks)
+        return results.export_part(work, outputs, part)
+
+
+@task(name="merge-results", cache_policy=NO_CACHE)
+def merge_results(
+    workspace: str, shards: int, parts: list[str], missing: dict[int, str], out: str, mode: str
+) -> RunSummary:
+    """The shards' parts into one results table, failure report and summary: the workspace
+    holds every manifest row, so a row no shard reported is an error saying why."""
+    outputs = OutputStore(out)
+    with Workspace(workspace) as work:
+        work.expect_shards(shards)
+        for shard, part in enumerate(parts):
+            rows = results.read_part(outputs, part)
+            if rows is None:
+                work.shard_missing(shard, missing.get(shard) or f"shard {shard + 1} wrote no part")
+            else:
+                work.add_part(rows)
         return results.write_results(work, outputs, mode)
 
 

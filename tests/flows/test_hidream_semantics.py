@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from flows.convert import convert
-from img2svg.pipeline.backend import ledger_path
 from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.placement import default_ledger
 from img2svg.pipeline.svgcheck import check_svg
 from img2svg.svg import sanitize_svg
 from tests.helpers import image_manifest
@@ -131,7 +131,7 @@ def test_unsafe_svgs_are_stored_sanitized_and_flagged(tmp_path: Path) -> None:
         assert b"<script" not in svg and b"onload" not in svg and b"<image" not in svg
         assert b"127.0.0.1:9" not in svg and b"<rect " in svg
         assert sanitize_svg(svg).changed is False
-    with Ledger(ledger_path(OutputStore(str(out)))) as ledger:
+    with Ledger(default_ledger(OutputStore(str(out)))) as ledger:
         rows = ledger.rows(results["row_id"].tolist())
     for row_id, record in rows.items():
         written = (out / "svgs" / f"{row_id}.svg").read_bytes()

@@ -147,6 +147,34 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="a folder local images may be read from besides the manifest's own (repeatable); "
         "a row naming a local file anywhere else is invalid and never read",
     )
+    p.add_argument(
+        "--ledger",
+        metavar="LOCATION",
+        help="the record of what was submitted and paid: a SQLite path (default: beside --out) "
+        "or postgresql://user[:password]@host/db shared by every machine (also "
+        "$IMG2SVG_LEDGER_URL); a password given here stays in this process's environment",
+    )
+    p.add_argument(
+        "--ledger-block",
+        metavar="NAME",
+        help="Prefect Secret block holding the ledger's URL (instead of --ledger)",
+    )
+    p.add_argument(
+        "--shards",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="split the catalog into N shards, each a flow run of the shard deployment on the "
+        "work pool (PREFECT_API_URL must point at the server with the deployments and "
+        "workers); needs a PostgreSQL --ledger and an --out every worker reaches (s3://... or "
+        "an absolute path on a shared filesystem)",
+    )
+    p.add_argument(
+        "--shard-deployment",
+        default="img2svg-shard/img2svg-shard",
+        metavar="FLOW/DEPLOYMENT",
+        help="the deployment the shards run as",
+    )
     p.add_argument("--verbose", action="store_true", help="show Prefect's logs")
     p.set_defaults(handler=run)
 
@@ -163,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
 
     from img2svg.cli.progress_bar import ProgressBar
     from img2svg.pipeline.manifest import ManifestError, open_manifest
+    from img2svg.pipeline.placement import ShardingRefused
 
     console = Console(stderr=True)  # progress and errors
     out = Console()  # the summary, which scripts may capture
@@ -187,10 +216,15 @@ def run(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "resubmit_unconfirmed": args.resubmit_unconfirmed,
         "allow_local_paths": args.allow_local_paths,
+        "ledger": _ledger_parameter(args.ledger),
+        "ledger_block": args.ledger_block,
+        "shards": args.shards,
+        "shard_deployment": args.shard_deployment,
     }
     try:  # a manifest that cannot be read is one clear message, before Prefect starts
         open_manifest(args.manifest, args.image_column, args.id_column, args.version_column)
-    except ManifestError as exc:
+        _check_shards(args)
+    except (ManifestError, ShardingRefused) as exc:
         console.print(f"[red]img2svg convert:[/red] {exc}")
         return 2
     from img2svg.cli.prefect_api import temporary_api_if_needed
@@ -215,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
         reason = (
             summary
-            if isinstance(summary, ManifestError | TokenBindingError)
+            if isinstance(summary, ManifestError | TokenBindingError | ShardingRefused)
             else f"{type(summary).__name__}: {summary}"
         )
         console.print(f"[red]img2svg convert failed:[/red] {reason}")
@@ -225,6 +259,36 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print_summary(out, summary, state)
     return 0 if state.is_completed() else 1
+
+
+def _ledger_parameter(ledger: str | None) -> str | None:
+    """A flow parameter is shown in the Prefect UI: a password in --ledger goes to this
+    process's environment, where the flow (and libpq) find it, and the parameter goes without."""
+    from img2svg.pipeline.placement import LEDGER_URL_ENV, without_password
+
+    if ledger is None:
+        return None
+    bare = without_password(ledger)
+    if bare != ledger:
+        os.environ[LEDGER_URL_ENV] = ledger
+    return bare
+
+
+def _check_shards(args: argparse.Namespace) -> None:
+    """What --shards needs, checked before anything starts (the flow checks it again)."""
+    from img2svg.pipeline.placement import LEDGER_URL_ENV, ShardingRefused, check_shardable
+
+    if args.shards < 2 or args.dry_run:
+        return
+    if not os.environ.get("PREFECT_API_URL"):
+        raise ShardingRefused(
+            f"--shards {args.shards} runs each shard as a flow run of {args.shard_deployment!r} "
+            "on a work pool: set PREFECT_API_URL to the Prefect server where `prefect deploy "
+            "--all` was run and workers are started (README, 'Scale out')"
+        )
+    if not args.ledger_block:  # a block's URL is read by the flow
+        ledger = args.ledger or os.environ.get(LEDGER_URL_ENV) or "(the default SQLite file)"
+        check_shardable(args.manifest, args.out, ledger, args.shards)
 
 
 def _print_plan(console: Any, counts: dict[str, int]) -> None:

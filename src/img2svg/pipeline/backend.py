@@ -11,7 +11,6 @@ URL is never sent anywhere else than where it was configured to go.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -25,14 +24,13 @@ import httpx
 
 from img2svg.client import HIDREAM_URL
 from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.placement import shard_service_dir, shard_service_identity
 from img2svg.pipeline.settings import HIDREAM_RATE_PER_MINUTE, Endpoint
 from img2svg.service.embedded import EmbeddedService
 
 TOKEN_ENV = "HIDREAM_API_TOKEN"
 API_URL_ENV = "HIDREAM_API_URL"
-STATE_DIR_ENV = "IMG2SVG_STATE_DIR"
 SERVICE_DIR = ".img2svg-service"
-LEDGER_FILE = ".img2svg/ledger.sqlite3"
 
 
 class TokenBindingError(ValueError):
@@ -156,30 +154,30 @@ def _show(url: str) -> str:
     return f"{scheme}://{host}" + ("" if port == default else f":{port}")
 
 
-def backend_identity(credentials: Credentials, outputs: OutputStore) -> str:
+def backend_identity(
+    credentials: Credentials, outputs: OutputStore, shard: tuple[int, int] | None = None
+) -> str:
     """Names the service a run would use, without starting it (dry runs and planning)."""
     if credentials.url:
         return credentials.url
+    if shard is not None:
+        return shard_service_identity(outputs, shard)
     if outputs.is_local:
         return f"embedded:{Path(outputs.root).resolve() / SERVICE_DIR}"
     return f"embedded:temporary:{uuid.uuid4()}"  # its tasks die with the run: never polled again
 
 
-def ledger_path(outputs: OutputStore) -> Path:
-    """With local outputs, the ledger sits beside them; else in a local state directory."""
-    if outputs.is_local:
-        return Path(outputs.root) / LEDGER_FILE
-    state_dir = Path(os.environ.get(STATE_DIR_ENV) or Path.home() / ".cache" / "img2svg")
-    digest = hashlib.sha256(outputs.out.encode()).hexdigest()[:16]
-    return state_dir / "ledgers" / digest / "ledger.sqlite3"
-
-
 @contextmanager
 def open_backend(
-    credentials: Credentials, outputs: OutputStore, identity: str, idempotent: bool
+    credentials: Credentials,
+    outputs: OutputStore,
+    identity: str,
+    idempotent: bool,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[Endpoint]:
     """`identity` and `idempotent` come from `backend_identity` and `resends_are_free`, which
-    answer before a run decides what to send."""
+    answer before a run decides what to send. A shard without an API URL starts its own
+    embedded service on its worker, so the local engine scales out with the workers."""
     if credentials.url:
         yield Endpoint(
             url=credentials.url,
@@ -188,8 +186,8 @@ def open_backend(
             idempotent=idempotent,
         )
         return
-    if outputs.is_local:
-        data_dir = Path(outputs.root) / SERVICE_DIR
+    if shard is not None or outputs.is_local:
+        data_dir = shard_service_dir(outputs, shard) if shard else Path(outputs.root) / SERVICE_DIR
         with EmbeddedService(data_dir) as service:
             yield Endpoint(url=service.url, embedded=True, identity=identity, idempotent=True)
         return

@@ -75,8 +75,8 @@ async def identify_rows(
             refs[row.index] = classify(row.image, base, local)
         except InvalidImageRef as exc:
             out[row.index] = Identified(row.index, status=RowStatus.INVALID, error=str(exc))
-    local = sorted({r.location for r in refs.values() if r.kind == "path" and _is_local(r)})
-    hashes = await asyncio.to_thread(_local_hashes, local, settings.max_image_bytes, ledger)
+    files = sorted({r.location for r in refs.values() if r.kind == "path" and _is_local(r)})
+    hashes = await asyncio.to_thread(_local_hashes, files, settings.max_image_bytes, ledger)
     versions = {row.index: row.version for row in rows}
     slow: dict[int, ImageRef] = {}
     for index, ref in refs.items():  # no network, no I/O: settled right here

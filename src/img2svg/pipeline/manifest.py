@@ -196,6 +196,14 @@ class RowIds:
         return out
 
 
+def shard_of(image: str, shards: int) -> int:
+    """Which of `shards` a row belongs to, from its image reference alone: every row naming the
+    same image lands in the same shard, so a duplicate is submitted once by one shard (the
+    ledger's claim covers the same image under two names), and any process computes it alike."""
+    digest = hashlib.sha256(image.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
 def _base_id(row: RawRow) -> str:
     if row.raw_id is None:
         return "img-" + hashlib.sha256(row.image.encode()).hexdigest()[:16]

@@ -11,7 +11,8 @@ import os
 import posixpath
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -59,6 +60,18 @@ class OutputStore:
                 return handle.read()
         except FileNotFoundError:
             return None
+
+    def exists(self, relative: str) -> bool:
+        return bool(self.fs.exists(self._path(relative)))
+
+    def open(self, relative: str) -> Any:
+        """A binary file object to read `relative` (a part, a table) without loading it whole."""
+        return self.fs.open(self._path(relative), "rb")
+
+    def remove_tree(self, relative: str) -> None:
+        """Scratch left for other processes (shard parts), once merged."""
+        with suppress(FileNotFoundError):
+            self.fs.rm(self._path(relative), recursive=True)
 
     @contextmanager
     def writing(self, relative: str) -> Iterator[str]:

@@ -20,7 +20,7 @@ from img2svg.pipeline.images import describe
 from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.report import STATUS_ORDER, RunSummary
 from img2svg.pipeline.rows import RESULT_COLUMNS, RowStatus
-from img2svg.pipeline.workspace import Workspace
+from img2svg.pipeline.workspace import PART_COLUMNS, Workspace
 
 # The pandas dtypes ride along in the file's metadata, so `pd.read_parquet` gives nullable
 # integers (Int64) rather than floats for svg_bytes and attempts.
@@ -93,6 +93,42 @@ def write_results(workspace: Workspace, outputs: OutputStore, mode: str) -> RunS
                 for row in rows
             )
     return summarize(workspace, outputs)
+
+
+_PART_TYPES = {
+    "idx": pa.int64(),
+    "svg_bytes": pa.int64(),
+    "attempts": pa.int64(),
+    "submitted_at": pa.float64(),
+    "finished_at": pa.float64(),
+    "reused": pa.int64(),
+}
+PART_SCHEMA = pa.schema([(c, _PART_TYPES.get(c, pa.string())) for c in PART_COLUMNS])
+
+
+def export_part(workspace: Workspace, outputs: OutputStore, relative: str) -> int:
+    """A shard's results, for the run that split the catalog to merge: one Parquet file in the
+    shared output, written aside and moved into place (a half-written part never merges)."""
+    count = 0
+    with outputs.writing(relative) as path, pq.ParquetWriter(path, PART_SCHEMA) as parquet:
+        for rows in workspace.results():
+            records = [{c: row[c] for c in PART_COLUMNS} for row in rows]
+            parquet.write_table(pa.Table.from_pylist(records, schema=PART_SCHEMA))
+            count += len(records)
+    return count
+
+
+def read_part(outputs: OutputStore, relative: str) -> Iterator[dict[str, Any]] | None:
+    """The rows of a shard's part file, streamed; None when the shard wrote none."""
+    if not outputs.exists(relative):
+        return None
+    return _part_rows(outputs, relative)
+
+
+def _part_rows(outputs: OutputStore, relative: str) -> Iterator[dict[str, Any]]:
+    with outputs.open(relative) as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=10_000):
+            yield from batch.to_pylist()
 
 
 def summarize(workspace: Workspace, outputs: OutputStore, top: int = 10) -> RunSummary:

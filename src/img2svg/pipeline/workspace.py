@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from img2svg.pipeline.manifest import ManifestRow, ManifestSource, RowIds, iter_rows
+from img2svg.pipeline.manifest import ManifestRow, ManifestSource, RowIds, iter_rows, shard_of
 from img2svg.pipeline.rows import RowStatus
 
 _SCHEMA = """
@@ -115,6 +115,7 @@ class Workspace:
             self.path, check_same_thread=False, isolation_level=None, timeout=120.0
         )
         self.db.row_factory = sqlite3.Row
+        self.db.create_function("shard_of", 2, shard_of, deterministic=True)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=OFF")  # scratch: the ledger is the durable record
         self.db.executescript(_SCHEMA)
@@ -139,20 +140,84 @@ class Workspace:
 
     # -- staging -------------------------------------------------------------------------------
 
-    def stage(self, source: ManifestSource, chunk_rows: int) -> Staged:
-        """Stream the manifest in, chunk by chunk, with ids made unique over the catalog."""
+    def stage(
+        self, source: ManifestSource, chunk_rows: int, shard: tuple[int, int] | None = None
+    ) -> Staged:
+        """Stream the manifest in, chunk by chunk, with ids made unique over the catalog.
+
+        `shard` (k, n): keep only the rows of shard k of n (`manifest.shard_of`); ids are still
+        assigned over every row, so a row has the same id in its shard as in a whole run."""
         ids = RowIds(self.db)
         total = chunks = 0
-        for number, raw in enumerate(iter_rows(source, chunk_rows)):
+        kept: list[ManifestRow] = []
+
+        def flush(rows: list[ManifestRow]) -> None:
+            nonlocal total, chunks
+            self._insert_rows(chunks, rows)
+            total += len(rows)
+            chunks += 1
+
+        for raw in iter_rows(source, chunk_rows):
             with self._lock:
                 self.db.execute("BEGIN")
                 rows = ids.assign(raw)
-                self._insert_rows(number, rows)
+                if shard is not None:
+                    rows = [r for r in rows if shard_of(r.image, shard[1]) == shard[0]]
+                kept.extend(rows)
+                while len(kept) >= chunk_rows:
+                    flush(kept[:chunk_rows])
+                    del kept[:chunk_rows]
                 self.db.execute("COMMIT")
-            total += len(rows)
-            chunks = number + 1
+        if kept:
+            with self._lock:
+                self.db.execute("BEGIN")
+                flush(kept)
+                self.db.execute("COMMIT")
         self.set_meta("base", source.base)
         return Staged(str(self.path), source.base, total, chunks)
+
+    # -- the shards of a run -------------------------------------------------------------------
+
+    def expect_shards(self, shards: int) -> None:
+        """This workspace holds the whole manifest of a run split into `shards`: its results
+        are the shards' (`add_part`), and a row no shard reported is an error, never dropped."""
+        with self._lock:
+            self.db.executescript(_PARTS_SCHEMA)
+        self.set_meta("shards", str(shards))
+
+    def add_part(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Rows of one shard's results (`PART_COLUMNS`), as the shard exported them."""
+        count = 0
+        with self._lock:
+            self.db.execute("BEGIN")
+            for batch in _batched(rows, 10_000):
+                self.db.executemany(
+                    f"INSERT OR REPLACE INTO parts ({', '.join(PART_COLUMNS)}) "
+                    f"VALUES ({', '.join(':' + c for c in PART_COLUMNS)})",
+                    batch,
+                )
+                count += len(batch)
+            self.db.execute("COMMIT")
+        return count
+
+    def shard_missing(self, shard: int, reason: str) -> None:
+        """Why the rows of a shard that reported nothing have no outcome."""
+        with self._lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO shard_outcomes (shard, reason) VALUES (?, ?)",
+                (shard, reason),
+            )
+
+    @property
+    def _shards(self) -> int | None:
+        value = self.meta("shards")
+        return int(value) if value else None
+
+    def _results_select(self) -> str:
+        shards = self._shards
+        if shards is None:
+            return _RESULTS_SELECT
+        return _MERGED_SELECT.format(shards=int(shards))
 
     def add_rows(self, chunk: int, rows: list[ManifestRow]) -> None:
         with self._lock:
@@ -311,13 +376,13 @@ class Workspace:
     def results_view(self) -> Iterator[None]:
         """`results`: every row with its outcome, for the summary and failure queries."""
         with self._lock:
-            self.db.execute(f"CREATE TEMP VIEW IF NOT EXISTS results AS {_RESULTS_SELECT}")
+            self.db.execute(f"CREATE TEMP VIEW IF NOT EXISTS results AS {self._results_select()}")
             yield
 
     def results(self, batch: int = 10_000) -> Iterator[list[sqlite3.Row]]:
         """Every row with its outcome, in manifest order, `batch` rows at a time."""
         with self._lock:
-            cursor = self.db.execute(_RESULTS)
+            cursor = self.db.execute(self._results_select() + " ORDER BY r.idx")
             while rows := cursor.fetchmany(batch):
                 yield rows
 
@@ -343,8 +408,7 @@ class Workspace:
         """Final rows by status (a row with a job has the job's status)."""
         with self._lock:
             found = self.db.execute(
-                "SELECT COALESCE(j.status, r.status), COUNT(*) FROM rows r "
-                "LEFT JOIN jobs j ON r.key = j.key GROUP BY 1"
+                f"SELECT status, COUNT(*) FROM ({self._results_select()}) GROUP BY 1"
             ).fetchall()
         return {status: n for status, n in found}
 
@@ -384,4 +448,61 @@ SELECT r.idx, r.row_id, r.image,
        COALESCE(j.flags, '') AS flags
 FROM rows r LEFT JOIN jobs j ON r.key = j.key
 """
-_RESULTS = _RESULTS_SELECT + " ORDER BY r.idx"
+
+# A run split into shards: each row's outcome is its shard's; a row whose shard reported
+# nothing is an error saying why (`shard_outcomes`), so every manifest row is in the results.
+PART_COLUMNS = (
+    "idx",
+    "row_id",
+    "status",
+    "error",
+    "task_id",
+    "sub_task_id",
+    "svg_url",
+    "svg_bytes",
+    "attempts",
+    "submitted_at",
+    "finished_at",
+    "reused",
+    "flags",
+)
+_PARTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS parts (
+    idx           INTEGER PRIMARY KEY,
+    row_id        TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    error         TEXT,
+    task_id       TEXT,
+    sub_task_id   TEXT,
+    svg_url       TEXT,
+    svg_bytes     INTEGER,
+    attempts      INTEGER,
+    submitted_at  REAL,
+    finished_at   REAL,
+    reused        INTEGER NOT NULL DEFAULT 0,
+    flags         TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS shard_outcomes (shard INTEGER PRIMARY KEY, reason TEXT NOT NULL);
+"""
+_MERGED_SELECT = """
+SELECT r.idx, r.row_id, r.image,
+       CASE WHEN p.idx IS NULL THEN 'error' ELSE p.status END AS status,
+       CASE WHEN p.idx IS NULL THEN COALESCE(s.reason, 'its shard reported no outcome')
+            ELSE p.error END AS error,
+       p.task_id, p.sub_task_id, p.svg_url, p.svg_bytes, p.attempts,
+       p.submitted_at, p.finished_at, COALESCE(p.reused, 0) AS reused,
+       COALESCE(p.flags, '') AS flags
+FROM rows r LEFT JOIN parts p ON p.idx = r.idx
+LEFT JOIN shard_outcomes s ON p.idx IS NULL AND s.shard = shard_of(r.image, {shards})
+"""
+
+
+def _batched(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
