@@ -60,6 +60,7 @@ from tasks.limits import SHARED_LIMIT, forget, shared_limit_exists, throttle_for
 from tasks.manifest import stage_manifest
 from tasks.plan import plan_chunk
 from tasks.report import export_part, publish_report, write_results
+from tasks.score import score_chunk
 
 # Chunk tasks in flight at once (each a thread); a chunk's submit and poll tasks run together.
 CHUNK_THREADS = 8
@@ -106,6 +107,7 @@ def convert(
     ledger_block: str | None = None,
     shards: int = 1,
     shard_deployment: str = SHARD_DEPLOYMENT,
+    score: bool = True,
 ) -> State:
     """Convert every image of a manifest to SVG.
 
@@ -155,6 +157,8 @@ def convert(
             ledger and an --out (and manifest) every worker reaches. --limit is shared out
             evenly between the shards.
         shard_deployment: The deployment the shards run as ("flow name/deployment name").
+        score: Score every new SVG against its source (ssim, psnr, paths; flags such as
+            low_fidelity) for the results and report.html; False skips it (no CPU spent).
     """
     logger = get_run_logger()
     _img2svg_logs_at_prefect_level()
@@ -200,6 +204,7 @@ def convert(
                 rate_limit=rate_limit,
                 submission_limit=submission_limit,
                 dry_run=dry_run,
+                score=score,
             )
         if isinstance(done, dict):  # the dry run's plan
             return Completed(message=_dry_run_message(done), data=done)
@@ -291,6 +296,7 @@ def convert_here(
     submission_limit: str | None,
     dry_run: bool = False,
     part: str | None = None,
+    score: bool = True,
 ) -> RunSummary | dict[str, int] | int:
     """The pipeline in this process: the whole run, or one shard's rows. Returns the plan's
     counts for a dry run, the rows handed back in `part` for a shard, else the run's summary."""
@@ -326,9 +332,13 @@ def convert_here(
                 )
                 logger.info("converting with %r, %s", endpoint, settings)
                 _convert_chunks(busy, workspace, endpoint, settings, out, ledger, run.artifacts)
+        if score:  # one chunk at a time: each scorer uses every core
+            for chunk in range(staged.chunks):
+                score_chunk.submit(workspace, chunk, settings, out, ledger).result()
         if part is not None:
             return export_part(workspace, staged.chunks, out, ledger, part)
-        return write_results(workspace, staged.chunks, out, settings.mode, ledger)
+        title = PurePosixPath(run.manifest.rstrip("/")).name
+        return write_results(workspace, staged.chunks, out, settings.mode, ledger, title)
     finally:
         _remove(workspace)
 

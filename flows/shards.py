@@ -93,6 +93,7 @@ def convert_shard(
     allow_local_paths: list[str] | None = None,
     ledger: str | None = None,
     ledger_block: str | None = None,
+    score: bool = True,
 ) -> int:
     """One shard of a split run (started by `img2svg-convert` with shards > 1, not by hand):
     converts the rows of shard `shard` of `shards` and writes them to the run's part file.
@@ -136,6 +137,7 @@ def convert_shard(
                     rate_limit=rate_limit,
                     submission_limit=submission_limit,
                     part=part_location(run_id, shard),
+                    score=score,
                 )
             )
 
@@ -169,6 +171,7 @@ def convert_in_shards(
                 missing,
                 outputs.out,
                 run.settings.mode,
+                PurePosixPath(run.manifest.rstrip("/")).name,
             )
         finally:
             _remove(workspace)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -13,19 +14,25 @@ from img2svg.pipeline.fanout import fan_out_chunk
 from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.placement import with_password
+from img2svg.pipeline.quality import write_report
 from img2svg.pipeline.report import RunSummary, counts_table, markdown
 from img2svg.pipeline.workspace import Workspace
 
 
 @task(name="write-results", cache_policy=NO_CACHE)
 def write_results(
-    workspace: str, chunks: int, out: str, mode: str, ledger_location: str
+    workspace: str, chunks: int, out: str, mode: str, ledger_location: str, title: str
 ) -> RunSummary:
-    """Give every row its SVG, then stream the tables out of the workspace."""
+    """Give every row its SVG, then stream the tables and the report out of the workspace."""
     outputs = OutputStore(out)
     with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
         _finish_rows(work, ledger, outputs, chunks)
-        return results.write_results(work, outputs, mode)
+        return _with_report(work, outputs, mode, title)
+
+
+def _with_report(work: Workspace, outputs: OutputStore, mode: str, title: str) -> RunSummary:
+    summary = results.write_results(work, outputs, mode)
+    return replace(summary, report_html=write_report(work, outputs, mode, title))
 
 
 def _finish_rows(work: Workspace, ledger: Ledger, outputs: OutputStore, chunks: int) -> None:
@@ -46,7 +53,13 @@ def export_part(workspace: str, chunks: int, out: str, ledger_location: str, par
 
 @task(name="merge-results", cache_policy=NO_CACHE)
 def merge_results(
-    workspace: str, shards: int, parts: list[str], missing: dict[int, str], out: str, mode: str
+    workspace: str,
+    shards: int,
+    parts: list[str],
+    missing: dict[int, str],
+    out: str,
+    mode: str,
+    title: str,
 ) -> RunSummary:
     """The shards' parts into one results table, failure report and summary: the workspace
     holds every manifest row, so a row no shard reported is an error saying why."""
@@ -59,7 +72,7 @@ def merge_results(
                 work.shard_missing(shard, missing.get(shard) or f"shard {shard + 1} wrote no part")
             else:
                 work.add_part(rows)
-        return results.write_results(work, outputs, mode)
+        return _with_report(work, outputs, mode, title)
 
 
 @task(name="publish-report", cache_policy=NO_CACHE)

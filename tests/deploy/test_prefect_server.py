@@ -208,11 +208,17 @@ def test_nightly_deployment_is_scheduled_at_two_utc(prefect_stack: PrefectStack)
         assert (start.hour, start.minute, start.utcoffset()) == (2, 0, timedelta(0))
 
 
-def test_prefect_yaml_declares_both_deployments() -> None:
-    """The nightly deployment is not run here (it needs the real API): its declaration is read."""
+def test_prefect_yaml_declares_the_deployments() -> None:
+    """The nightly deployment is not run here (it needs the real API): its declaration is read.
+    The shard deployment is run by tests/scale/test_shards.py."""
     config = yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))
     deployments = {d["name"]: d for d in config["deployments"]}
-    assert set(deployments) == {"img2svg-nightly", "img2svg-manual"}
+    assert set(deployments) == {"img2svg-nightly", "img2svg-manual", "img2svg-shard"}
+    shard = deployments.pop("img2svg-shard")
+    assert shard["entrypoint"] == "flows/shards.py:convert_shard"
+    assert shard["work_pool"]["name"] == POOL
+    assert shard["schedules"] == []
+    assert "parameters" not in shard  # every shard's come from the run that splits
     assert config["pull"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}
     ]

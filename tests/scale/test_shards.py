@@ -149,9 +149,12 @@ def test_four_shards_on_two_workers_share_one_ledger_and_s3(cluster: Cluster) ->
     again = cluster.convert(manifest, out, "--max-failure-ratio", "0")
     assert again.returncode == 0, again.stdout + again.stderr
     assert _results(out)["reused"].all()
-    assert _tasks_by_image(
-        [*_service_stores(cluster.state_dir("w1")), *_service_stores(cluster.state_dir("w2"))]
-    ) == billed
+    assert (
+        _tasks_by_image(
+            [*_service_stores(cluster.state_dir("w1")), *_service_stores(cluster.state_dir("w2"))]
+        )
+        == billed
+    )
 
 
 def test_a_worker_killed_mid_run_then_the_same_command_completes_unbilled_twice(

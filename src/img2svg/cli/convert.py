@@ -175,6 +175,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="FLOW/DEPLOYMENT",
         help="the deployment the shards run as",
     )
+    p.add_argument(
+        "--no-score",
+        dest="score",
+        action="store_false",
+        help="do not score the SVGs against their sources (no ssim/psnr/paths, no thumbnails "
+        "in report.html): saves the CPU it takes",
+    )
     p.add_argument("--verbose", action="store_true", help="show Prefect's logs")
     p.set_defaults(handler=run)
 
@@ -220,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
         "ledger_block": args.ledger_block,
         "shards": args.shards,
         "shard_deployment": args.shard_deployment,
+        "score": args.score,
     }
     try:  # a manifest that cannot be read is one clear message, before Prefect starts
         open_manifest(args.manifest, args.image_column, args.id_column, args.version_column)
@@ -321,6 +329,11 @@ def _print_summary(console: Any, summary: Any, state: Any) -> None:
     console.print(f"SVGs:      {summary.out}/svgs/")
     console.print(f"Results:   {summary.results_parquet}  {summary.results_csv}")
     console.print(f"Failures:  {summary.failures_csv}")
+    if summary.report_html:
+        console.print(f"Report:    {summary.report_html}")
+    if summary.flags:
+        flags = ", ".join(f"{n} {name}" for name, n in summary.flags.items())
+        console.print(f"Flagged:   {flags}")
     if summary.top_failures:
         console.print("Most common failure reasons:")
         for status, error, n in summary.top_failures[:5]:

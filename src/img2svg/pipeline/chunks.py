@@ -9,20 +9,33 @@ run side by side and meet only in the workspace and the ledger.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from typing import Any
 
+import httpx
+
 from img2svg.client import Throttle
 from img2svg.pipeline.batch import Poller, make_client, submit_jobs
 from img2svg.pipeline.identify import FingerprintMode, identify_rows
-from img2svg.pipeline.images import ImageRef
+from img2svg.pipeline.images import (
+    ImageRef,
+    ImageUnavailable,
+    InvalidImageRef,
+    LocalPaths,
+    source_bytes,
+)
 from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.plan import Job, PlanOptions, plan_chunk
-from img2svg.pipeline.rows import RowState, RowStatus, join_flags, split_flags
+from img2svg.pipeline.quality import save_thumbnails, scores_json
+from img2svg.pipeline.rows import RowFlag, RowState, RowStatus, join_flags, split_flags
 from img2svg.pipeline.settings import Endpoint, RunSettings
 from img2svg.pipeline.workspace import Workspace
+from img2svg.quality import ScoreError, Scorer, ScoreRefused, flags_for
+
+log = logging.getLogger("img2svg.pipeline")
 
 
 async def identify_and_plan(
@@ -167,3 +180,53 @@ def outcome(job: Job) -> dict[str, Any]:
         "token_id": job.token_id,
         "flags": join_flags(state.flags),
     }
+
+
+async def score_chunk(
+    workspace: Workspace,
+    chunk: int,
+    *,
+    settings: RunSettings,
+    outputs: OutputStore,
+    ledger: Ledger,
+    scorer: Scorer,
+) -> int:
+    """Score the chunk's new SVGs against their sources, in the scorer's worker processes.
+
+    The scores go to the workspace (the results), the ledger (a rerun that reuses the SVG
+    reuses them) and two small thumbnails to `<out>/.img2svg/thumbs/` (the HTML report). A row
+    that cannot be scored keeps its success, flagged `unscored` with nothing else lost."""
+    jobs = workspace.jobs_to_score(chunk)
+    local = LocalPaths(workspace.meta("base") or ".", settings.allow_local_paths)
+    gate = asyncio.Semaphore(scorer.workers * 2)  # sources read ahead of the workers, bounded
+
+    async with httpx.AsyncClient(timeout=settings.fetch_timeout_s) as http:
+
+        async def one(job: sqlite3.Row) -> tuple[str, dict[str, Any]]:
+            flags = split_flags(job["flags"])
+            async with gate:
+                try:
+                    svg = outputs.read_bytes(f"svgs/{job['lead_row_id']}.svg")
+                    if svg is None:
+                        raise ScoreRefused("the SVG is no longer in the output")
+                    source = await source_bytes(
+                        ImageRef(job["ref_kind"], job["ref_location"]),
+                        http=http,
+                        max_bytes=settings.max_image_bytes,
+                        fetch_timeout_s=settings.fetch_timeout_s,
+                        local=local,
+                    )
+                    quality = await scorer.score(source, svg)
+                except (ScoreError, ImageUnavailable, InvalidImageRef) as exc:
+                    log.warning("not scored: %s: %s", job["lead_row_id"], exc)
+                    flags.append(str(RowFlag.UNSCORED))
+                    return job["key"], {"flags": join_flags(flags), "quality": "{}"}
+            await asyncio.to_thread(save_thumbnails, outputs, job["key"], quality)
+            scores = scores_json(quality)
+            flags += flags_for(quality)
+            await asyncio.to_thread(ledger.scored, job["key"], scores, join_flags(flags))
+            return job["key"], {"flags": join_flags(flags), "quality": scores}
+
+        outcomes = await asyncio.gather(*(one(job) for job in jobs))
+    workspace.save_outcomes(outcomes)
+    return len(outcomes)

@@ -222,6 +222,29 @@ async def prepare(
     )
 
 
+async def source_bytes(
+    ref: ImageRef,
+    *,
+    http: httpx.AsyncClient,
+    max_bytes: int,
+    fetch_timeout_s: float,
+    local: LocalPaths | None = None,
+) -> bytes:
+    """The image itself, to score its SVG against: read, or fetched within the same bounds and
+    through the same private-network guard as any other fetch of an untrusted URL."""
+    if ref.kind == "url":
+        limits = FetchLimits(max_bytes=max_bytes, timeout_s=fetch_timeout_s, allow_private=True)
+        try:
+            return (await fetch_url(http, ref.location, limits)).content
+        except FetchError as exc:
+            raise ImageUnavailable(f"cannot fetch {ref.location}: {exc.reason}") from None
+    payload = await prepare(
+        ref, http=http, max_bytes=max_bytes, fetch_timeout_s=fetch_timeout_s, local=local
+    )
+    text = payload.image.partition(",")[2] if ref.kind == "data" else payload.image
+    return base64.b64decode(text)
+
+
 async def fingerprint_remote(
     ref: ImageRef, *, max_bytes: int, http: httpx.AsyncClient, local: LocalPaths | None = None
 ) -> str:

@@ -138,6 +138,7 @@ class _Decider:
                     "svg_sha256": past.svg_sha256,
                     "svg_bytes": copy[1],
                     "flags": past.flags or "",
+                    "quality": past.quality,  # None (older ledgers): scored by this run
                     "svg_url": past.svg_url,
                     **_task_fields(past),
                     "finished_at": past.finished_at,
@@ -181,6 +182,7 @@ def _record(chunk: int, key: str, row: ManifestRow, item: Identified) -> dict[st
         "finished_at": None,
         "reused": 0,
         "flags": "",
+        "quality": None,
     }
 
 

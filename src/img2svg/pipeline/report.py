@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from img2svg.pipeline.rows import RowStatus
 
@@ -20,6 +21,8 @@ class RunSummary:
     failures_csv: str
     top_failures: list[tuple[str, str, int]] = field(default_factory=list)
     reused: int = 0  # succeeded at no new cost: an earlier run's SVG, or a duplicate image
+    flags: dict[str, int] = field(default_factory=dict)  # rows by flag (low_fidelity...)
+    report_html: str | None = None  # the page showing every row, worst first
 
     @property
     def succeeded(self) -> int:
@@ -51,6 +54,11 @@ def markdown(summary: RunSummary) -> str:
         f"- Results: `{summary.results_parquet}` and `{summary.results_csv}`",
         f"- Failure report: `{summary.failures_csv}`",
     ]
+    if summary.report_html:
+        lines.append(f"- **[The report, worst conversions first]({_link(summary.report_html)})**")
+    if summary.flags:
+        lines += ["", "## Flags", "", "| flag | rows |", "|---|---:|"]
+        lines += [f"| {name} | {n} |" for name, n in summary.flags.items()]
     if summary.top_failures:
         lines += [
             "",
@@ -62,3 +70,10 @@ def markdown(summary: RunSummary) -> str:
         for status, error, n in summary.top_failures:
             lines.append(f"| {n} | {status} | {error.replace('|', '/') or '-'} |")
     return "\n".join(lines) + "\n"
+
+
+def _link(location: str) -> str:
+    """A link the Prefect UI can follow: a local path becomes a file:// URL."""
+    if "://" in location:
+        return location
+    return "file://" + quote(location)

@@ -18,8 +18,9 @@ import pyarrow.parquet as pq
 
 from img2svg.pipeline.images import describe
 from img2svg.pipeline.outputs import OutputStore
+from img2svg.pipeline.quality import SCORE_COLUMNS, scores_of
 from img2svg.pipeline.report import STATUS_ORDER, RunSummary
-from img2svg.pipeline.rows import RESULT_COLUMNS, RowStatus
+from img2svg.pipeline.rows import RESULT_COLUMNS, RowFlag, RowStatus
 from img2svg.pipeline.workspace import PART_COLUMNS, Workspace
 
 # The pandas dtypes ride along in the file's metadata, so `pd.read_parquet` gives nullable
@@ -31,6 +32,9 @@ _TYPES: dict[str, tuple[pa.DataType, str, str]] = {  # arrow type, pandas type, 
     "finished_at": (pa.float64(), "float64", "float64"),
     "duration_s": (pa.float64(), "float64", "float64"),
     "reused": (pa.bool_(), "bool", "bool"),
+    "ssim": (pa.float64(), "float64", "float64"),
+    "psnr": (pa.float64(), "float64", "float64"),  # inf: identical pixels
+    "paths": (pa.int64(), "int64", "Int64"),
 }
 _TEXT = (pa.string(), "unicode", "object")
 # The pandas dtypes ride along in the file's metadata (as pandas itself writes them), so
@@ -158,7 +162,18 @@ def summarize(workspace: Workspace, outputs: OutputStore, top: int = 10) -> RunS
         failures_csv=outputs.location("failures.csv"),
         top_failures=top_failures,
         reused=int(reused),
+        flags=_flag_counts(workspace),
     )
+
+
+def _flag_counts(workspace: Workspace) -> dict[str, int]:
+    """Rows by flag (a row may have several), for the summary: each RowFlag seen, in order."""
+    names = [str(flag) for flag in RowFlag]
+    sums = ", ".join(
+        f"SUM(CASE WHEN ',' || flags || ',' LIKE '%,{name},%' THEN 1 ELSE 0 END)" for name in names
+    )
+    (found,) = next(_query(workspace, f"SELECT {sums} FROM results"))
+    return {name: int(n or 0) for name, n in zip(names, found, strict=True) if n}
 
 
 def _query(workspace: Workspace, sql: str) -> Iterator[list[sqlite3.Row]]:
@@ -171,6 +186,7 @@ def _query(workspace: Workspace, sql: str) -> Iterator[list[sqlite3.Row]]:
 def _result(row: sqlite3.Row, outputs: OutputStore, mode: str) -> dict[str, Any]:
     status = row["status"]
     succeeded = status == str(RowStatus.SUCCEEDED)
+    scores = scores_of(row["quality"])
     submitted, finished = row["submitted_at"], row["finished_at"]
     duration = None
     if submitted is not None and finished is not None:
@@ -192,6 +208,7 @@ def _result(row: sqlite3.Row, outputs: OutputStore, mode: str) -> dict[str, Any]
         "duration_s": duration,
         "reused": bool(row["reused"]),
         "flags": row["flags"] or "",
+        **{name: scores.get(name) if succeeded else None for name in SCORE_COLUMNS},
     }
 
 

@@ -43,6 +43,9 @@ RESULT_COLUMNS = [
     "duration_s",
     "reused",
     "flags",
+    "ssim",
+    "psnr",
+    "paths",
 ]
 
 
@@ -51,6 +54,11 @@ class RowFlag(StrEnum):
     joined by commas (empty when none), in this order."""
 
     SANITIZED = "sanitized"  # the SVG held unsafe content (scripts, external links) now removed
+    # From the fidelity score (thresholds in img2svg.quality.flags):
+    LOW_FIDELITY = "low_fidelity"  # SSIM below 0.5: the trace lost the picture
+    NEAR_BLANK = "near_blank"  # the SVG is one flat colour where its source is not
+    OVERSIZED = "oversized"  # the SVG is far larger than its source (25x, and over 200 KB)
+    UNSCORED = "unscored"  # the score could not be computed (source gone, SVG unrenderable)
 
 
 def join_flags(flags: Iterable[str]) -> str:

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     submitted_at  REAL,
     finished_at   REAL,
     reused        INTEGER NOT NULL DEFAULT 0,
-    flags         TEXT NOT NULL DEFAULT ''
+    flags         TEXT NOT NULL DEFAULT '',
+    quality       TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_chunk ON jobs (chunk, action, status);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -91,6 +92,7 @@ OUTCOME_COLUMNS = (
     "idem_key",
     "token_id",
     "flags",
+    "quality",
 )
 
 
@@ -386,6 +388,16 @@ class Workspace:
             while rows := cursor.fetchmany(batch):
                 yield rows
 
+    def jobs_to_score(self, chunk: int) -> list[sqlite3.Row]:
+        """The chunk's succeeded jobs without scores (new, or reused from a ledger that had
+        none): (key, lead_row_id, ref_kind, ref_location, flags)."""
+        with self._lock:
+            return self.db.execute(
+                "SELECT key, lead_row_id, ref_kind, ref_location, flags FROM jobs "
+                "WHERE chunk = ? AND status = 'succeeded' AND quality IS NULL ORDER BY lead_idx",
+                (chunk,),
+            ).fetchall()
+
     def rows_of_succeeded_jobs(self, chunk: int) -> list[sqlite3.Row]:
         """(row_id, key, lead_row_id, svg_sha256) of the chunk's rows whose job succeeded."""
         with self._lock:
@@ -445,7 +457,7 @@ SELECT r.idx, r.row_id, r.image,
        j.task_id, j.sub_task_id, j.svg_url, j.svg_bytes, j.attempts,
        j.submitted_at, j.finished_at,
        CASE WHEN j.key IS NULL THEN 0 WHEN j.lead_idx != r.idx THEN 1 ELSE j.reused END AS reused,
-       COALESCE(j.flags, '') AS flags
+       COALESCE(j.flags, '') AS flags, j.key AS key, j.quality AS quality
 FROM rows r LEFT JOIN jobs j ON r.key = j.key
 """
 
@@ -465,6 +477,8 @@ PART_COLUMNS = (
     "finished_at",
     "reused",
     "flags",
+    "key",
+    "quality",
 )
 _PARTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS parts (
@@ -480,7 +494,9 @@ CREATE TABLE IF NOT EXISTS parts (
     submitted_at  REAL,
     finished_at   REAL,
     reused        INTEGER NOT NULL DEFAULT 0,
-    flags         TEXT NOT NULL DEFAULT ''
+    flags         TEXT NOT NULL DEFAULT '',
+    key           TEXT,
+    quality       TEXT
 );
 CREATE TABLE IF NOT EXISTS shard_outcomes (shard INTEGER PRIMARY KEY, reason TEXT NOT NULL);
 """
@@ -491,7 +507,7 @@ SELECT r.idx, r.row_id, r.image,
             ELSE p.error END AS error,
        p.task_id, p.sub_task_id, p.svg_url, p.svg_bytes, p.attempts,
        p.submitted_at, p.finished_at, COALESCE(p.reused, 0) AS reused,
-       COALESCE(p.flags, '') AS flags
+       COALESCE(p.flags, '') AS flags, p.key AS key, p.quality AS quality
 FROM rows r LEFT JOIN parts p ON p.idx = r.idx
 LEFT JOIN shard_outcomes s ON p.idx IS NULL AND s.shard = shard_of(r.image, {shards})
 """

@@ -1,0 +1,267 @@
+"""Score rows in worker processes, off the event loop, so that no SVG can sink a run.
+
+Scoring is CPU-bound native code (resvg, scikit-image) that holds the GIL, takes ~135 bytes per
+source pixel and can crash on a hostile input. The approach is the engine's vectorizer pool
+(`img2svg.engine.pool`), with the same library, pebble:
+
+* a fixed number of worker processes, started with "spawn" (forking a process that runs
+  threads, as the pipeline does, can deadlock the child on a lock another thread held);
+* at most `workers` scores in flight: callers beyond that wait on a semaphore holding their own
+  bytes, instead of piling payloads up in pebble's queue;
+* a per-score timeout (pebble kills the worker), an address-space cap (RLIMIT_AS, so a huge
+  image ends in MemoryError instead of the OOM killer) and no core dumps;
+* a worker recycled after `max_tasks_per_child` scores, to return fragmented memory;
+* a worker that dies (segfault, abort, SIGKILL) fails only its own row, with `ScoreCrashed`;
+  pebble replaces it, and a pool pebble declares broken is replaced by a new one.
+
+Every failure reaches the caller as a `ScoreError` with a reason; nothing else is raised for a
+row (an unexpected exception in a worker is `ScoreFailed` with its type and text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import multiprocessing
+import os
+import resource
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from pebble import ProcessExpired, ProcessPool
+
+from img2svg.quality.errors import ScoreCrashed, ScoreError, ScoreFailed, ScoreTimeout
+from img2svg.quality.score import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SVG_BYTES, Quality, score
+
+log = logging.getLogger("img2svg.quality.scorer")
+
+ScoreFunction = Callable[..., Quality]
+
+# A catalog photo scores in well under 1 s; a 40 Mpx source (the pixel bound) took 97 s on a
+# 2-CPU machine, so the limit leaves room for the largest accepted input on a slower one.
+DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_MAX_TASKS = 200  # as the vectorizer pool: bounds allocator fragmentation
+# ~135 B per source pixel: a 40 Mpx source (the pixel bound) scores under this cap (measured),
+# and under a 3 GiB cap fails with "out of memory"; a larger cap would allow nothing more.
+DEFAULT_MEMORY_BYTES = 8 * 1024**3
+_CLOSED_WHILE_SCORING = "the scorer was closed while scoring this row"
+
+
+class Scorer:
+    """`score` in worker processes: `async with Scorer(2) as s: q = await s.score(src, svg)`.
+
+    Parameters:
+        workers: processes, and scores in flight (default: the machine's CPU count).
+        timeout_s: one score's time limit; its worker is killed when it is exceeded.
+        max_tasks_per_child: scores before a worker is replaced by a fresh process.
+        memory_bytes: each worker's address-space cap, or None for none.
+        max_pixels, max_svg_bytes: passed to `score` (sources and SVGs above are refused).
+        score_fn: what runs in the worker, called like `score`; a picklable module-level
+            function. A seam for tests (a function that kills its own process).
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_tasks_per_child: int = DEFAULT_MAX_TASKS,
+        memory_bytes: int | None = DEFAULT_MEMORY_BYTES,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_svg_bytes: int = DEFAULT_MAX_SVG_BYTES,
+        score_fn: ScoreFunction = score,
+    ) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.timeout_s = timeout_s
+        self.max_tasks_per_child = max_tasks_per_child
+        self.memory_bytes = memory_bytes
+        self._bounds = {"max_pixels": max_pixels, "max_svg_bytes": max_svg_bytes}
+        self._score_fn = score_fn
+        self._slots = asyncio.Semaphore(self.workers)
+        self._lock = threading.RLock()  # re-entered: replacing a pool fails its futures
+        self._pool: ProcessPool | None = None
+        self._closed = False
+        # Futures pebble has not resolved, with their pool: a stopped pool never resolves them.
+        self._pending: dict[Future[Any], ProcessPool] = {}
+
+    async def __aenter__(self) -> Scorer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Start the workers now rather than on the first score (spawning takes a while)."""
+        await asyncio.to_thread(self._current_pool)
+
+    async def score(self, source: bytes, svg: bytes) -> Quality:
+        """Score one row in a worker. Raises only `ScoreError` for anything about the row.
+
+        Raises RuntimeError if the scorer is already closed (a caller bug); a score still
+        waiting for a worker when it is closed fails with `ScoreFailed`.
+        """
+        if self._closed:
+            raise RuntimeError("the scorer is closed")
+        async with self._slots:
+            if self._closed:
+                raise ScoreFailed("the scorer was closed before this row was scored")
+            future = self._schedule(source, svg)
+            try:
+                return await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # our caller cancelled: wrap_future has cancelled the pebble future
+                raise ScoreFailed(_CLOSED_WHILE_SCORING) from None
+            except ScoreError:
+                raise
+            except BaseException as exc:
+                raise self._translate(exc) from exc
+
+    async def aclose(self) -> None:
+        """Stop the workers; scores running or waiting fail with `ScoreFailed`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+            await asyncio.to_thread(pool.join)
+            self._abandon(pool, ScoreFailed(_CLOSED_WHILE_SCORING))
+
+    def _schedule(self, source: bytes, svg: bytes) -> Future[Quality]:
+        args = (self._score_fn, source, svg, self._bounds)
+        with self._lock:
+            pool = self._current_pool_locked()
+            try:
+                future = pool.schedule(_score_in_worker, args=args, timeout=self.timeout_s)
+            except RuntimeError:  # the pool broke between the check and the call
+                pool = self._replace_pool_locked()
+                future = pool.schedule(_score_in_worker, args=args, timeout=self.timeout_s)
+            self._pending[future] = pool
+        future.add_done_callback(self._forget)
+        return future
+
+    def _current_pool(self) -> ProcessPool:
+        with self._lock:
+            return self._current_pool_locked()
+
+    def _current_pool_locked(self) -> ProcessPool:
+        if self._closed:
+            raise RuntimeError("the scorer is closed")
+        if self._pool is None:
+            self._pool = self._new_pool()
+        elif not self._pool.active:
+            self._replace_pool_locked()
+        assert self._pool is not None
+        return self._pool
+
+    def _new_pool(self) -> ProcessPool:
+        pool = ProcessPool(
+            max_workers=self.workers,
+            max_tasks=self.max_tasks_per_child,
+            initializer=_init_worker,
+            initargs=(self.memory_bytes,),
+            context=multiprocessing.get_context("spawn"),
+        )
+        _ = pool.active  # starts the workers now
+        return pool
+
+    def _replace_pool_locked(self) -> ProcessPool:
+        """The old pool's workers are stopped in the background; its futures are failed."""
+        old, self._pool = self._pool, self._new_pool()
+        if old is not None:
+            old.stop()
+            self._abandon(old, ScoreCrashed("scoring processes died; the pool was restarted"))
+            threading.Thread(target=old.join, name="img2svg-scorer-reaper", daemon=True).start()
+        return self._pool
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._pending.pop(future, None)
+
+    def _abandon(self, pool: ProcessPool, error: ScoreError) -> None:
+        with self._lock:
+            abandoned = [f for f, owner in self._pending.items() if owner is pool]
+        for future in abandoned:
+            if not future.done():
+                with contextlib.suppress(InvalidStateError):  # resolved meanwhile
+                    future.set_exception(error)
+
+    def _translate(self, exc: BaseException) -> ScoreError:
+        """What pebble raises for a worker's fate, as the row's `ScoreError`."""
+        if self._closed:
+            return ScoreFailed(_CLOSED_WHILE_SCORING)
+        if isinstance(exc, TimeoutError):
+            return ScoreTimeout(f"scoring took more than {self.timeout_s:g} s")
+        if isinstance(exc, ProcessExpired):
+            return ScoreCrashed(f"the scoring process died ({_death(exc.exitcode)})")
+        if isinstance(exc, BrokenProcessPool):
+            with self._lock:  # every task of a broken pool lands here: replace it once
+                if not self._closed and self._pool is not None and not self._pool.active:
+                    log.warning("scoring pool broke (%s); starting a new one", exc)
+                    self._replace_pool_locked()
+            return ScoreCrashed("scoring processes died; the pool was restarted")
+        return ScoreFailed(f"scoring failed: {type(exc).__name__}: {exc}")
+
+
+def _score_in_worker(
+    score_fn: ScoreFunction, source: bytes, svg: bytes, bounds: dict[str, int]
+) -> Quality:
+    """The worker's entry point: only `ScoreError`s leave it, so every one can be unpickled."""
+    try:
+        return score_fn(source, svg, **bounds)
+    except ScoreError:
+        raise
+    except MemoryError:
+        raise ScoreFailed("out of memory while scoring") from None
+    except Exception as exc:
+        raise ScoreFailed(f"scoring failed: {type(exc).__name__}: {exc}") from None
+
+
+def _init_worker(memory_bytes: int | None) -> None:
+    """No core files, the memory cap, then import and run everything once on a tiny input."""
+    _lower_soft_limit(resource.RLIMIT_CORE, 0)
+    if memory_bytes is not None:
+        _lower_soft_limit(resource.RLIMIT_AS, memory_bytes)
+    try:
+        _warm_up()
+    except Exception:  # a failed warm-up must not become a worker that never starts
+        log.exception("scoring warm-up failed")
+
+
+def _lower_soft_limit(kind: int, value: int) -> None:
+    """Lower the soft limit only: the hard limit may be below `value`, and stays as it is."""
+    _, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(kind, (value, hard))
+
+
+def _warm_up() -> None:
+    """scikit-image alone takes ~0.5 s to import: pay it before the first timed score."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "PNG")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>'
+    score(buffer.getvalue(), svg)
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "unknown exit status"
+    if exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
