@@ -331,9 +331,11 @@ def convert_here(
                     shared_limit=_shared_limit(endpoint, submission_limit),
                 )
                 logger.info("converting with %r, %s", endpoint, settings)
-                _convert_chunks(busy, workspace, endpoint, settings, out, ledger, run.artifacts)
-        if score:  # one chunk at a time: each scorer uses every core
-            for chunk in range(staged.chunks):
+                _convert_chunks(
+                    busy, workspace, endpoint, settings, out, ledger, run.artifacts, score
+                )
+        if score:  # chunks with nothing to convert may hold SVGs an older ledger never scored
+            for chunk in sorted(set(range(staged.chunks)) - set(busy)):
                 score_chunk.submit(workspace, chunk, settings, out, ledger).result()
         if part is not None:
             return export_part(workspace, staged.chunks, out, ledger, part)
@@ -351,19 +353,24 @@ def _convert_chunks(
     out: str,
     ledger: str,
     artifacts: str,
+    score: bool,
 ) -> None:
-    """Submit and poll every chunk that has work, each chunk's two tasks side by side."""
+    """Submit, poll (and score) every chunk that has work, each chunk's tasks side by side."""
     run_key = str(flow_run.id or uuid.uuid4())
     try:
         polls: dict[int, PrefectFuture[None]] = {}
+        scores: list[PrefectFuture[int]] = []
         for chunk in chunks:
             submit_chunk.submit(workspace, chunk, endpoint, settings, run_key, ledger)
             polls[chunk] = poll_chunk.submit(
                 workspace, chunk, endpoint, settings, out, run_key, ledger
             )
+            if score:
+                scores.append(score_chunk.submit(workspace, chunk, settings, out, ledger))
         _follow(
             polls, workspace, throttle=throttle_for(run_key, settings), key=f"{artifacts}-progress"
         )
+        wait(scores)  # a chunk whose scoring failed keeps its rows, unscored
     finally:
         forget(run_key)
 

@@ -190,43 +190,64 @@ async def score_chunk(
     outputs: OutputStore,
     ledger: Ledger,
     scorer: Scorer,
+    poll_every_s: float = 0.25,
 ) -> int:
-    """Score the chunk's new SVGs against their sources, in the scorer's worker processes.
+    """Score the chunk's SVGs as they arrive, beside its submit and poll steps, until every job
+    of the chunk is final and scored; returns how many were scored.
 
     The scores go to the workspace (the results), the ledger (a rerun that reuses the SVG
     reuses them) and two small thumbnails to `<out>/.img2svg/thumbs/` (the HTML report). A row
-    that cannot be scored keeps its success, flagged `unscored` with nothing else lost."""
-    jobs = workspace.jobs_to_score(chunk)
+    that cannot be scored keeps its success, flagged `unscored`."""
     local = LocalPaths(workspace.meta("base") or ".", settings.allow_local_paths)
     gate = asyncio.Semaphore(scorer.workers * 2)  # sources read ahead of the workers, bounded
+    scored = 0
+
+    async def one(job: sqlite3.Row) -> tuple[str, dict[str, Any]]:
+        async with gate:
+            return await _score_one(job, http, local, settings, outputs, ledger, scorer)
 
     async with httpx.AsyncClient(timeout=settings.fetch_timeout_s) as http:
+        while True:
+            settled = workspace.open_jobs(chunk) == 0  # read before the jobs: none is missed
+            jobs = workspace.jobs_to_score(chunk)
+            if jobs:
+                outcomes = await asyncio.gather(*(one(job) for job in jobs))
+                workspace.save_outcomes(outcomes)
+                scored += len(outcomes)
+            elif settled:
+                return scored
+            else:
+                await asyncio.sleep(poll_every_s)
 
-        async def one(job: sqlite3.Row) -> tuple[str, dict[str, Any]]:
-            flags = split_flags(job["flags"])
-            async with gate:
-                try:
-                    svg = outputs.read_bytes(f"svgs/{job['lead_row_id']}.svg")
-                    if svg is None:
-                        raise ScoreRefused("the SVG is no longer in the output")
-                    source = await source_bytes(
-                        ImageRef(job["ref_kind"], job["ref_location"]),
-                        http=http,
-                        max_bytes=settings.max_image_bytes,
-                        fetch_timeout_s=settings.fetch_timeout_s,
-                        local=local,
-                    )
-                    quality = await scorer.score(source, svg)
-                except (ScoreError, ImageUnavailable, InvalidImageRef) as exc:
-                    log.warning("not scored: %s: %s", job["lead_row_id"], exc)
-                    flags.append(str(RowFlag.UNSCORED))
-                    return job["key"], {"flags": join_flags(flags), "quality": "{}"}
-            await asyncio.to_thread(save_thumbnails, outputs, job["key"], quality)
-            scores = scores_json(quality)
-            flags += flags_for(quality)
-            await asyncio.to_thread(ledger.scored, job["key"], scores, join_flags(flags))
-            return job["key"], {"flags": join_flags(flags), "quality": scores}
 
-        outcomes = await asyncio.gather(*(one(job) for job in jobs))
-    workspace.save_outcomes(outcomes)
-    return len(outcomes)
+async def _score_one(
+    job: sqlite3.Row,
+    http: httpx.AsyncClient,
+    local: LocalPaths,
+    settings: RunSettings,
+    outputs: OutputStore,
+    ledger: Ledger,
+    scorer: Scorer,
+) -> tuple[str, dict[str, Any]]:
+    flags = split_flags(job["flags"])
+    try:
+        svg = await asyncio.to_thread(outputs.read_bytes, f"svgs/{job['lead_row_id']}.svg")
+        if svg is None:
+            raise ScoreRefused("the SVG is no longer in the output")
+        source = await source_bytes(
+            ImageRef(job["ref_kind"], job["ref_location"]),
+            http=http,
+            max_bytes=settings.max_image_bytes,
+            fetch_timeout_s=settings.fetch_timeout_s,
+            local=local,
+        )
+        quality = await scorer.score(source, svg)  # the scorer bounds how many run at once
+    except (ScoreError, ImageUnavailable, InvalidImageRef) as exc:
+        log.warning("not scored: %s: %s", job["lead_row_id"], exc)
+        flags.append(str(RowFlag.UNSCORED))
+        return job["key"], {"flags": join_flags(flags), "quality": "{}"}
+    await asyncio.to_thread(save_thumbnails, outputs, job["key"], quality)
+    scores = scores_json(quality)
+    flags += flags_for(quality)
+    await asyncio.to_thread(ledger.scored, job["key"], scores, join_flags(flags))
+    return job["key"], {"flags": join_flags(flags), "quality": scores}

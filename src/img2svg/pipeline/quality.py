@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from img2svg.pipeline.outputs import OutputStore
@@ -89,10 +90,11 @@ def _report_rows(workspace: Workspace, outputs: OutputStore) -> Iterator[ReportR
                 source_bytes=scores.get("source_bytes"),
                 flags=tuple(split_flags(row["flags"])),
                 svg_href=f"svgs/{row['row_id']}.svg" if succeeded else None,
-                source_thumb=_read_thumb(outputs, key, "src") if scores and key else None,
-                svg_thumb=_read_thumb(outputs, key, "svg") if scores and key else None,
+                source_thumb=partial(_read_thumb, outputs, key, "src") if scores and key else None,
+                svg_thumb=partial(_read_thumb, outputs, key, "svg") if scores and key else None,
             )
 
 
 def _read_thumb(outputs: OutputStore, key: str, side: str) -> bytes | None:
+    """Called by the report only for the rows it lists."""
     return outputs.read_bytes(_thumb(key, side))

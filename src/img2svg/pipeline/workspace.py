@@ -388,6 +388,15 @@ class Workspace:
             while rows := cursor.fetchmany(batch):
                 yield rows
 
+    def open_jobs(self, chunk: int) -> int:
+        """The chunk's jobs still waiting to be submitted or to finish (0: all are final)."""
+        with self._lock:
+            (n,) = self.db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE chunk = ? AND status IN ('pending', 'submitted')",
+                (chunk,),
+            ).fetchone()
+        return int(n)
+
     def jobs_to_score(self, chunk: int) -> list[sqlite3.Row]:
         """The chunk's succeeded jobs without scores (new, or reused from a ledger that had
         none): (key, lead_row_id, ref_kind, ref_location, flags)."""

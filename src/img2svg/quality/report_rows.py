@@ -18,7 +18,7 @@ import heapq
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
@@ -35,6 +35,11 @@ _THUMB_SIGNATURES = (  # sniffed, so that no other bytes are ever embedded as a 
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"GIF8", "image/gif"),
 )
+
+
+# Encoded bytes, or a function reading them (called only for a row the page lists: a catalog
+# of a million rows reads the thumbnails of the 10,000 it shows).
+Thumb = bytes | Callable[[], bytes | None] | None
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,8 @@ class ReportRow:
     source_bytes: int | None = None
     flags: tuple[str, ...] = ()
     svg_href: str | None = None
-    source_thumb: bytes | None = None
-    svg_thumb: bytes | None = None
+    source_thumb: Thumb = None
+    svg_thumb: Thumb = None
 
     @property
     def converted(self) -> bool:
@@ -112,7 +117,8 @@ class Listing:
 
     max_rows: int
     failures: list[str] = field(default_factory=list)
-    worst: list[tuple[int, float, int, str]] = field(default_factory=list)  # negated keys
+    # Negated keys and the row itself: turned into JSON (thumbnails read) only if it stays.
+    worst: list[tuple[int, float, int, ReportRow]] = field(default_factory=list)
     failed_total: int = 0
     converted_total: int = 0
     total: int = 0
@@ -140,12 +146,13 @@ class Listing:
         # are negated: its top is then the best row kept, the one a worse arrival evicts.
         key = (-int(ssim is None), -(ssim or 0.0), -self.converted_total)
         if len(self.worst) < self.max_rows:
-            heapq.heappush(self.worst, (*key, row_json(row)))
+            heapq.heappush(self.worst, (*key, row))
         elif key > self.worst[0][:3]:
-            heapq.heapreplace(self.worst, (*key, row_json(row)))
+            heapq.heapreplace(self.worst, (*key, row))
 
     def worst_first(self) -> list[str]:
-        return [entry[3] for entry in sorted(self.worst, reverse=True)]
+        ranked = sorted(self.worst, key=lambda entry: entry[:3], reverse=True)
+        return [row_json(entry[3]) for entry in ranked]
 
 
 def row_json(row: ReportRow) -> str:
@@ -172,7 +179,9 @@ def row_json(row: ReportRow) -> str:
     return _script_safe(json.dumps(data, separators=(",", ":")))
 
 
-def _data_uri(thumb: bytes | None) -> str | None:
+def _data_uri(thumb: Thumb) -> str | None:
+    if callable(thumb):  # read only now, for a row the page lists
+        thumb = thumb()
     if not thumb:
         return None
     mime = _sniff(thumb)
