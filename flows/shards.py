@@ -47,10 +47,11 @@ from tasks.limits import SHARED_LIMIT
 from tasks.manifest import stage_manifest
 from tasks.report import merge_results
 
-# How often the parent looks at its shards, and how long a running shard's lock may be free
-# before the shard counts as dead (a shard takes it within seconds of starting).
+# How often the parent looks at its shards, and how long a shard's lock may be free before the
+# shard counts as dead: `Running`, it takes the lock within seconds; `Pending` (a worker took it
+# and is starting its process), a slow start on a busy machine is given longer.
 WATCH_EVERY_S = 2.0
-DEAD_AFTER_S = 30.0
+DEAD_AFTER_S = {"RUNNING": 30.0, "PENDING": 120.0}
 # Parameters of the parent that a shard does not take.
 _PARENT_ONLY = {"shards", "shard_deployment", "dry_run", "max_failure_ratio"}
 
@@ -189,8 +190,9 @@ def _shard_parameters(run: PreparedRun, shards: int, shard: int, run_id: str) ->
 
 def _wait_for(children: Sequence[FlowRun], book: Ledger, out: str) -> dict[int, str]:
     """Wait until every shard ended; {shard: why its rows have no outcome} for those that
-    did not complete. A shard still `Running` whose ledger lock has been free for
-    DEAD_AFTER_S lost its process (a worker killed, a machine gone): it is marked Crashed."""
+    did not complete. A shard `Running` or `Pending` whose ledger lock has been free for
+    DEAD_AFTER_S lost its process (a worker killed, a machine gone): it is marked Crashed.
+    A shard `Scheduled` waits for a worker, as long as it takes."""
     logger = get_run_logger()
     shards = len(children)
     pending = {k: child.id for k, child in enumerate(children)}
@@ -211,12 +213,10 @@ def _wait_for(children: Sequence[FlowRun], book: Ledger, out: str) -> dict[int, 
                         )
                     logger.info("shard %d/%d: %s", k + 1, shards, state.name)
                     continue
-                if state is None or not state.is_running():
+                grace = DEAD_AFTER_S.get(state.type.value) if state is not None else None
+                if grace is None or _lock_held(book, out, k, shards):
                     free_since.pop(k, None)
-                    continue
-                if _lock_held(book, out, k, shards):
-                    free_since.pop(k, None)
-                elif time.monotonic() - free_since.setdefault(k, time.monotonic()) > DEAD_AFTER_S:
+                elif time.monotonic() - free_since.setdefault(k, time.monotonic()) > grace:
                     client.set_flow_run_state(
                         run_id,
                         Crashed(message="its process stopped: the shard's ledger lock came free"),

@@ -58,7 +58,7 @@ class Cluster:
         env = {**self.prefect.env, "IMG2SVG_STATE_DIR": str(self.root / "state-parent")}
         return subprocess.run(
             [sys.executable, "-m", "img2svg.cli", "convert", manifest, "--out", out,
-             "--id-column", "id", "--shards", "4", "--ledger", self.ledger, *args],
+             "--id-column", "id", "--shards", "4", "--ledger", self.ledger, "--no-score", *args],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
 
@@ -172,7 +172,7 @@ def test_a_worker_killed_mid_run_then_the_same_command_completes_unbilled_twice(
     env = {**cluster.prefect.env, "IMG2SVG_STATE_DIR": str(cluster.root / "state-parent")}
     first = subprocess.Popen(
         [sys.executable, "-m", "img2svg.cli", "convert", manifest, "--out", out,
-         "--id-column", "id", "--shards", "4", "--ledger", cluster.ledger, *args],
+         "--id-column", "id", "--shards", "4", "--ledger", cluster.ledger, "--no-score", *args],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     busy = cluster.state_dir("w1") / "runs"
@@ -184,7 +184,7 @@ def test_a_worker_killed_mid_run_then_the_same_command_completes_unbilled_twice(
     kill_machine(cluster.workers["w1"])
     killed_at = _created(api.data_dir)
 
-    output, _ = first.communicate(timeout=400)
+    output, _ = first.communicate(timeout=600)
     assert first.returncode == 0, output  # it ends, the dead shards' rows as errors (ratio 1)
     partial = _results(out)
     assert len(partial) == 200
