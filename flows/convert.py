@@ -15,8 +15,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -40,11 +40,11 @@ from img2svg.pipeline.backend import (
     resends_are_free,
     run_credentials,
 )
-from img2svg.pipeline.chunks import close_chunk
-from img2svg.pipeline.ledger import Ledger
+from img2svg.pipeline.chunks import close_chunk, close_unsent
 from img2svg.pipeline.manifest import ManifestSource, open_manifest
 from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.placement import (
+    SHARD_DEPLOYMENT,
     check_shardable,
     is_shared_ledger,
     keep_password_in_process,
@@ -53,6 +53,7 @@ from img2svg.pipeline.placement import (
 )
 from img2svg.pipeline.plan import PlanOptions
 from img2svg.pipeline.report import RunSummary
+from img2svg.pipeline.runlock import exclusive_run
 from img2svg.pipeline.settings import Endpoint, RunSettings
 from img2svg.pipeline.workspace import Staged, Workspace
 from tasks.convert import poll_chunk, submit_chunk
@@ -60,12 +61,11 @@ from tasks.limits import SHARED_LIMIT, forget, shared_limit_exists, throttle_for
 from tasks.manifest import stage_manifest
 from tasks.plan import plan_chunk
 from tasks.report import export_part, publish_report, write_results
-from tasks.score import score_chunk
+from tasks.score import score_svgs
 
-# Chunk tasks in flight at once (each a thread); a chunk's submit and poll tasks run together.
-CHUNK_THREADS = 8
-# The deployment each shard of a split run is a flow run of (prefect.yaml).
-SHARD_DEPLOYMENT = "img2svg-shard/img2svg-shard"
+# Chunk tasks in flight at once (each a thread); a chunk's submit and poll tasks run together,
+# and one more thread scores the run's SVGs as they arrive.
+CHUNK_THREADS = 9
 
 
 def run_name() -> str:
@@ -196,7 +196,8 @@ def convert(
                 run.ledger,
             )
         # A dry run writes nothing, so it may look while another run works.
-        with nullcontext() if dry_run else _one_run_at_a_time(run):
+        # Two runs over the same output would both plan the same images as new and both pay.
+        with nullcontext() if dry_run else exclusive_run(run.ledger, run.outputs.out):
             done = convert_here(
                 run,
                 fingerprint=fingerprint,
@@ -250,13 +251,19 @@ def prepare_run(
     ledger: str | None,
     ledger_block: str | None,
     shard: tuple[int, int] | None = None,
+    embedded: bool = False,
 ) -> PreparedRun:
+    """`embedded`: the local engine, whatever API URL or token the environment holds."""
     outputs = OutputStore(out)
-    credentials = run_credentials(
-        api_url,
-        block_name=token_block,
-        block_value=Secret.load(token_block).value.get_secret_value() if token_block else None,
-        deployed=deployment.id is not None,
+    credentials = (
+        Credentials()
+        if embedded
+        else run_credentials(
+            api_url,
+            block_name=token_block,
+            block_value=Secret.load(token_block).value.get_secret_value() if token_block else None,
+            deployed=deployment.id is not None,
+        )
     )
     block_url = Secret.load(ledger_block).get() if ledger_block else None
     options = PlanOptions(
@@ -278,13 +285,6 @@ def prepare_run(
         artifacts=artifact_key_prefix(manifest, deployment.name),
         shard=shard,
     )
-
-
-@contextmanager
-def _one_run_at_a_time(run: PreparedRun) -> Iterator[None]:
-    """Two runs over the same output would both plan the same images as new and both pay."""
-    with Ledger(run.ledger) as book, book.run_lock(run.outputs.out):
-        yield
 
 
 def convert_here(
@@ -334,9 +334,8 @@ def convert_here(
                 _convert_chunks(
                     busy, workspace, endpoint, settings, out, ledger, run.artifacts, score
                 )
-        if score:  # chunks with nothing to convert may hold SVGs an older ledger never scored
-            for chunk in sorted(set(range(staged.chunks)) - set(busy)):
-                score_chunk.submit(workspace, chunk, settings, out, ledger).result()
+        elif score:  # nothing to convert; reused SVGs an older ledger never scored are scored
+            wait([score_svgs.submit(workspace, list(range(staged.chunks)), settings, out, ledger)])
         if part is not None:
             return export_part(workspace, staged.chunks, out, ledger, part)
         title = PurePosixPath(run.manifest.rstrip("/")).name
@@ -358,28 +357,41 @@ def _convert_chunks(
     """Submit, poll (and score) every chunk that has work, each chunk's tasks side by side."""
     run_key = str(flow_run.id or uuid.uuid4())
     try:
+        with Workspace(workspace) as work:
+            every_chunk = list(range(work.chunk_count()))
+        scores = score_svgs.submit(workspace, every_chunk, settings, out, ledger) if score else None
+        submits: dict[int, PrefectFuture[int]] = {}
         polls: dict[int, PrefectFuture[None]] = {}
-        scores: list[PrefectFuture[int]] = []
         for chunk in chunks:
-            submit_chunk.submit(workspace, chunk, endpoint, settings, run_key, ledger)
+            submits[chunk] = submit_chunk.submit(
+                workspace, chunk, endpoint, settings, run_key, ledger
+            )
             polls[chunk] = poll_chunk.submit(
                 workspace, chunk, endpoint, settings, out, run_key, ledger
             )
-            if score:
-                scores.append(score_chunk.submit(workspace, chunk, settings, out, ledger))
         _follow(
-            polls, workspace, throttle=throttle_for(run_key, settings), key=f"{artifacts}-progress"
+            submits,
+            polls,
+            workspace,
+            throttle=throttle_for(run_key, settings),
+            key=f"{artifacts}-progress",
         )
-        wait(scores)  # a chunk whose scoring failed keeps its rows, unscored
+        if scores is not None:
+            wait([scores])  # scoring that failed costs rows their scores, not their results
     finally:
         forget(run_key)
 
 
 def _follow(
-    polls: dict[int, PrefectFuture[None]], workspace: str, throttle: Throttle, key: str
+    submits: dict[int, PrefectFuture[int]],
+    polls: dict[int, PrefectFuture[None]],
+    workspace: str,
+    throttle: Throttle,
+    key: str,
 ) -> None:
-    """Wait for every chunk's poll, reporting progress; a chunk whose poll task failed for good
-    keeps its rows, as errors with the reason."""
+    """Wait for every chunk's poll, reporting progress. A chunk whose submit task failed for
+    good has its unsent rows closed as errors (its poller then stops once the sent ones end);
+    one whose poll task failed for good keeps its rows, as errors with the reason."""
     with Workspace(workspace) as work:
         started = time.monotonic()
         total = sum(work.counts().values())
@@ -392,6 +404,7 @@ def _follow(
         )
         shown = -1.0
         pending = dict(polls)
+        unsent = dict(submits)
         while True:
             counts = work.counts()
             done = total - sum(n for s, n in counts.items() if s in ("pending", "submitted"))
@@ -405,9 +418,18 @@ def _follow(
                         artifact_id=artifact_id, progress=share
                     ),
                 )
-            if not pending:
+            if not pending and not unsent:
                 return
-            finished, _ = wait(list(pending.values()), timeout=every)
+            finished, _ = wait([*pending.values(), *unsent.values()], timeout=every)
+            for chunk, future in list(unsent.items()):
+                if future.state.is_failed() or future.state.is_crashed():
+                    del unsent[chunk]
+                    message = future.state.message
+                    close_unsent(
+                        work, chunk, f"not submitted: its chunk's submit failed: {message}"
+                    )
+                elif future.state.is_final():
+                    del unsent[chunk]
             for chunk, future in list(pending.items()):
                 if future not in finished:
                     continue

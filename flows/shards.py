@@ -15,7 +15,6 @@ the same command again, which polls what it had submitted instead of paying for 
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -42,8 +41,8 @@ from img2svg.pipeline.placement import (
     workspace_dir,
 )
 from img2svg.pipeline.report import RunSummary
-from img2svg.pipeline.settings import RunSettings
-from tasks.limits import SHARED_LIMIT
+from img2svg.pipeline.settings import HIDREAM_RATE_PER_MINUTE, RunSettings
+from tasks.limits import SHARED_LIMIT, shared_limit_exists
 from tasks.manifest import stage_manifest
 from tasks.report import merge_results
 
@@ -95,10 +94,12 @@ def convert_shard(
     ledger: str | None = None,
     ledger_block: str | None = None,
     score: bool = True,
+    embedded: bool = False,
 ) -> int:
     """One shard of a split run (started by `img2svg-convert` with shards > 1, not by hand):
     converts the rows of shard `shard` of `shards` and writes them to the run's part file.
-    The parameters are those of img2svg-convert."""
+    The parameters are those of img2svg-convert, plus `embedded`: the parent runs on the local
+    engine, so this shard starts its own service whatever its worker's environment holds."""
     if not 0 <= shard < shards:
         raise ValueError(f"shard {shard} is not one of 0..{shards - 1}")
     run = prepare_run(
@@ -121,6 +122,7 @@ def convert_shard(
         ledger=ledger,
         ledger_block=ledger_block,
         shard=(shard, shards),
+        embedded=embedded,
     )
     check_shardable(manifest, run.outputs.out, run.ledger, shards)
     logger = get_run_logger()
@@ -155,10 +157,11 @@ def convert_in_shards(
         try:
             staged = stage_manifest(run.source, workspace, batch_size)
             logger.info("%d rows from %s, in %d shards", staged.rows, run.manifest, shards)
+            shared_quota = _shared_quota(run)
             children = [
                 run_deployment(
                     deployment_name,
-                    parameters=_shard_parameters(run, shards, k, run_id),
+                    parameters=_shard_parameters(run, shards, k, run_id, shared_quota),
                     timeout=0,
                     idempotency_key=f"{run_id}-shard-{k}",
                 )
@@ -179,13 +182,44 @@ def convert_in_shards(
             outputs.remove_tree(parts_folder(run_id))
 
 
-def _shard_parameters(run: PreparedRun, shards: int, shard: int, run_id: str) -> dict[str, Any]:
+def _shard_parameters(
+    run: PreparedRun, shards: int, shard: int, run_id: str, shared_quota: bool
+) -> dict[str, Any]:
+    """The parent's parameters for shard k, with what the parent decided pinned: the API it
+    resolved (a worker's own HIDREAM_* environment must not send a shard elsewhere), the
+    ledger without its password, and its share of --limit and of the API's quota."""
     params = {k: v for k, v in flow_run.parameters.items() if k not in _PARENT_ONLY}
-    if params.get("limit"):
-        params["limit"] = math.ceil(params["limit"] / shards)
+    if params.get("limit") is not None:
+        limit = int(params["limit"])
+        params["limit"] = limit // shards + (shard < limit % shards)
     if not params.get("ledger_block"):
         params["ledger"] = without_password(run.ledger)  # the worker supplies the password
+    params["api_url"] = run.credentials.url
+    params["embedded"] = run.credentials.url is None
+    if run.credentials.url and not shared_quota:
+        # No global limit spreads the quota between the shards: each gets its share.
+        rate = params.get("rate_limit")
+        rate = HIDREAM_RATE_PER_MINUTE if rate is None else float(rate)
+        params["rate_limit"] = rate / shards if rate > 0 else 0
+        if params.get("max_in_flight"):
+            params["max_in_flight"] = max(1, int(params["max_in_flight"]) // shards)
     return {**params, "out": run.outputs.out, "shard": shard, "shards": shards, "run_id": run_id}
+
+
+def _shared_quota(run: PreparedRun) -> bool:
+    """Whether the shards' submissions to a remote API share the global concurrency limit."""
+    name = flow_run.parameters.get("submission_limit")
+    if run.credentials.url is None or not name:
+        return False
+    if shared_limit_exists(name):
+        return True
+    get_run_logger().warning(
+        "no active global concurrency limit %r: each of the shards gets an even share of the "
+        "rate limit and of max_in_flight (see README, 'Deploy with Prefect', to share one "
+        "quota between every run)",
+        name,
+    )
+    return False
 
 
 def _wait_for(children: Sequence[FlowRun], book: Ledger, out: str) -> dict[int, str]:
@@ -201,7 +235,11 @@ def _wait_for(children: Sequence[FlowRun], book: Ledger, out: str) -> dict[int, 
     with get_client(sync_client=True) as client:
         while pending:
             for k, run_id in list(pending.items()):
-                child = client.read_flow_run(run_id)
+                try:
+                    child = client.read_flow_run(run_id)
+                except Exception as exc:  # the Prefect API may blink: the shards go on
+                    logger.warning("could not read shard %d's state (%s); retrying", k + 1, exc)
+                    continue
                 state = child.state
                 if state is not None and state.is_final():
                     del pending[k]

@@ -11,8 +11,6 @@ the row unconfirmed) instead of sending it again. Polling is read-only.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
@@ -27,18 +25,11 @@ from img2svg.pipeline.workspace import Workspace
 from tasks.limits import throttle_for
 
 
-def _all_sent_after_failure(task: Any, run: Any, state: Any) -> None:
-    """A submit task that failed for good sends nothing more: its poller may stop waiting."""
-    with Workspace(run.parameters["workspace"]) as work:
-        work.mark_submitted(run.parameters["chunk"])
-
-
 @task(
     name="submit-chunk",
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     cache_policy=NO_CACHE,
-    on_failure=[_all_sent_after_failure],
 )
 async def submit_chunk(
     workspace: str,

@@ -1,16 +1,15 @@
-"""Score a chunk's new SVGs against their sources (SSIM, PSNR, paths, size) and flag the
-suspicious ones, as they arrive: the task runs beside the chunk's submit and poll tasks and ends
-when every job of the chunk is final and scored. It costs CPU, never an API task."""
+"""Score the run's SVGs against their sources (SSIM, PSNR, paths, size) and flag the suspicious
+ones, as they arrive: one task for the whole run, beside the chunks' submit and poll tasks,
+taking the chunks in order and each until all its jobs are final and scored. One task, so one
+pool of scoring processes (a worker per core) and one thread of the run's task runner, however
+many chunks there are. It costs CPU, never an API task."""
 
 from __future__ import annotations
-
-import asyncio
-import threading
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from img2svg.pipeline.chunks import score_chunk as score_chunk_work
+from img2svg.pipeline.chunks import score_chunk
 from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
 from img2svg.pipeline.placement import with_password
@@ -18,28 +17,22 @@ from img2svg.pipeline.settings import RunSettings
 from img2svg.pipeline.workspace import Workspace
 from img2svg.quality import Scorer
 
-_ONE_SCORER = threading.Semaphore(1)
 
-
-@task(name="score-chunk", retries=1, cache_policy=NO_CACHE)
-async def score_chunk(
-    workspace: str, chunk: int, settings: RunSettings, out: str, ledger_location: str
+@task(name="score-svgs", cache_policy=NO_CACHE)
+async def score_svgs(
+    workspace: str, chunks: list[int], settings: RunSettings, out: str, ledger_location: str
 ) -> int:
-    """One scorer (a pool of worker processes, one per core) at a time in this process: a
-    chunk's scoring waits for the previous chunk's to end, so memory stays that of one pool."""
+    """A failure here costs rows their scores, never their results (the flow waits on it with
+    `wait`, not `result`)."""
+    outputs = OutputStore(out)
+    scored = 0
     with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
-        if not work.open_jobs(chunk) and not work.jobs_to_score(chunk):
+        todo = [c for c in chunks if work.open_jobs(c) or work.jobs_to_score(c)]
+        if not todo:
             return 0
-        await asyncio.to_thread(_ONE_SCORER.acquire)
-        try:
-            async with Scorer() as scorer:
-                return await score_chunk_work(
-                    work,
-                    chunk,
-                    settings=settings,
-                    outputs=OutputStore(out),
-                    ledger=ledger,
-                    scorer=scorer,
+        async with Scorer() as scorer:
+            for chunk in todo:
+                scored += await score_chunk(
+                    work, chunk, settings=settings, outputs=outputs, ledger=ledger, scorer=scorer
                 )
-        finally:
-            _ONE_SCORER.release()
+    return scored

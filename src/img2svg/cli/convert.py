@@ -24,6 +24,8 @@ def _ratio(text: str) -> float:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
+    from img2svg.pipeline.placement import SHARD_DEPLOYMENT
+
     p = commands.add_parser(
         "convert",
         help="convert every image of a manifest to SVG (runs the Prefect flow)",
@@ -171,7 +173,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--shard-deployment",
-        default="img2svg-shard/img2svg-shard",
+        default=SHARD_DEPLOYMENT,
         metavar="FLOW/DEPLOYMENT",
         help="the deployment the shards run as",
     )

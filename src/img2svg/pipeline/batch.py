@@ -119,7 +119,7 @@ async def submit_jobs(
                     window_key=job.key,
                 )
             except AlreadyClaimed as taken:
-                _adopt(job, taken.submission, clock())
+                _adopt(job, taken.submission, clock(), endpoint.identity)
                 return
             except Img2SvgError as exc:
                 state.attempts = exc.attempts
@@ -177,9 +177,19 @@ class _Claim:
         self.sent = True
 
 
-def _adopt(job: Job, past: Submission, now: float) -> None:
+def _adopt(job: Job, past: Submission, now: float, backend: str) -> None:
     """What the ledger says of a key that was already sent (a retried batch, another run)."""
     state = job.lead
+    if past.backend != backend and past.state != State.REFUSED:
+        # Another run or shard, on another service (its own embedded engine), met the same
+        # image first: its task cannot be polled from here, and sending it again would pay twice.
+        state.finish(
+            RowStatus.SKIPPED,
+            now,
+            f"not submitted: another run or shard is converting the same image on {past.backend} "
+            f"({past.state}); the next run reuses its SVG",
+        )
+        return
     if past.task_id and past.state in (State.SUBMITTED, State.SUCCEEDED):
         state.status = RowStatus.SUBMITTED  # poll it (and download again), never resubmit
         state.task_id, state.sub_task_id = past.task_id, past.sub_task_id

@@ -9,6 +9,7 @@ run side by side and meet only in the workspace and the ledger.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sqlite3
 import time
@@ -21,14 +22,12 @@ from img2svg.pipeline.batch import Poller, make_client, submit_jobs
 from img2svg.pipeline.identify import FingerprintMode, identify_rows
 from img2svg.pipeline.images import (
     ImageRef,
-    ImageUnavailable,
-    InvalidImageRef,
     LocalPaths,
     source_bytes,
 )
 from img2svg.pipeline.ledger import Ledger
 from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.plan import Job, PlanOptions, plan_chunk
+from img2svg.pipeline.plan import Job, PlanOptions, intact_copy, plan_chunk
 from img2svg.pipeline.quality import save_thumbnails, scores_json
 from img2svg.pipeline.rows import RowFlag, RowState, RowStatus, join_flags, split_flags
 from img2svg.pipeline.settings import Endpoint, RunSettings
@@ -78,17 +77,17 @@ async def submit_chunk(
     def done(job: Job) -> None:
         workspace.save_outcomes([(job.key, outcome(job))])
 
-    try:
-        await submit_jobs(
-            jobs,
-            endpoint=endpoint,
-            settings=settings,
-            throttle=throttle,
-            ledger=ledger,
-            on_done=done,
-        )
-    finally:
-        workspace.mark_submitted(chunk)
+    await submit_jobs(
+        jobs,
+        endpoint=endpoint,
+        settings=settings,
+        throttle=throttle,
+        ledger=ledger,
+        on_done=done,
+    )
+    # Only now: a failed attempt is retried, and its poller must wait for what the retry sends
+    # (a submit task that fails for good is closed by the flow: `close_unsent`).
+    workspace.mark_submitted(chunk)
     return sum(job.lead.status is RowStatus.SUBMITTED for job in jobs)
 
 
@@ -129,6 +128,13 @@ def close_chunk(workspace: Workspace, chunk: int, reason: str, throttle: Throttl
     window slots (their ledger entries stand: the next run polls or holds them)."""
     for key in workspace.fail_open_jobs(chunk, reason, time.time()):
         throttle.window.release(key, finished=False)
+    workspace.mark_submitted(chunk)
+
+
+def close_unsent(workspace: Workspace, chunk: int, reason: str) -> None:
+    """A chunk's submit task died after its retries: rows never sent end as errors (nothing was
+    paid for them), and the chunk counts as sent, so its poller ends with the sent ones."""
+    workspace.fail_unsent_jobs(chunk, reason, time.time())
     workspace.mark_submitted(chunk)
 
 
@@ -231,9 +237,7 @@ async def _score_one(
 ) -> tuple[str, dict[str, Any]]:
     flags = split_flags(job["flags"])
     try:
-        svg = await asyncio.to_thread(outputs.read_bytes, f"svgs/{job['lead_row_id']}.svg")
-        if svg is None:
-            raise ScoreRefused("the SVG is no longer in the output")
+        svg = await asyncio.to_thread(_the_svg, job, outputs, ledger)
         source = await source_bytes(
             ImageRef(job["ref_kind"], job["ref_location"]),
             http=http,
@@ -242,12 +246,29 @@ async def _score_one(
             local=local,
         )
         quality = await scorer.score(source, svg)  # the scorer bounds how many run at once
-    except (ScoreError, ImageUnavailable, InvalidImageRef) as exc:
-        log.warning("not scored: %s: %s", job["lead_row_id"], exc)
+        await asyncio.to_thread(save_thumbnails, outputs, job["key"], quality)
+        scores = scores_json(quality)
+        flags += flags_for(quality)
+        await asyncio.to_thread(ledger.scored, job["key"], scores, join_flags(flags))
+    except Exception as exc:  # a score is a courtesy: never the row's success, never the run
+        reason = exc.reason if isinstance(exc, ScoreError) else f"{type(exc).__name__}: {exc}"
+        log.warning("not scored: %s: %s", job["lead_row_id"], reason)
         flags.append(str(RowFlag.UNSCORED))
         return job["key"], {"flags": join_flags(flags), "quality": "{}"}
-    await asyncio.to_thread(save_thumbnails, outputs, job["key"], quality)
-    scores = scores_json(quality)
-    flags += flags_for(quality)
-    await asyncio.to_thread(ledger.scored, job["key"], scores, join_flags(flags))
     return job["key"], {"flags": join_flags(flags), "quality": scores}
+
+
+def _the_svg(job: sqlite3.Row, outputs: OutputStore, ledger: Ledger) -> bytes:
+    """The job's SVG as recorded (its SHA-256): the lead row's file when this run wrote it; for
+    an SVG reused from an earlier run, an intact copy wherever the ledger knows one (the lead
+    row's own file is written only at the end, and may still hold another image's SVG)."""
+    expected = job["svg_sha256"]
+    data = outputs.read_bytes(f"svgs/{job['lead_row_id']}.svg")
+    if data is not None and (not expected or hashlib.sha256(data).hexdigest() == expected):
+        return data
+    past = ledger.submission(job["key"])
+    copy = intact_copy(past, ledger, outputs) if past is not None else None
+    found = outputs.read_bytes(copy[0]) if copy is not None else None
+    if found is None:
+        raise ScoreRefused("no intact copy of the SVG is left in the output")
+    return found

@@ -231,9 +231,12 @@ async def source_bytes(
     local: LocalPaths | None = None,
 ) -> bytes:
     """The image itself, to score its SVG against: read, or fetched within the same bounds and
-    through the same private-network guard as any other fetch of an untrusted URL."""
+    through the same private-network guard as any other fetch of an untrusted URL (a URL that
+    names a private host is fetched as `prepare` would, having been named so by the manifest;
+    a public one may not redirect into a private network)."""
     if ref.kind == "url":
-        limits = FetchLimits(max_bytes=max_bytes, timeout_s=fetch_timeout_s, allow_private=True)
+        private = await _on_private_network(ref.location)
+        limits = FetchLimits(max_bytes=max_bytes, timeout_s=fetch_timeout_s, allow_private=private)
         try:
             return (await fetch_url(http, ref.location, limits)).content
         except FetchError as exc:

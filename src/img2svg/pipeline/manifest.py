@@ -198,8 +198,9 @@ class RowIds:
 
 def shard_of(image: str, shards: int) -> int:
     """Which of `shards` a row belongs to, from its image reference alone: every row naming the
-    same image lands in the same shard, so a duplicate is submitted once by one shard (the
-    ledger's claim covers the same image under two names), and any process computes it alike."""
+    same image the same way lands in the same shard, where it is submitted once, and any process
+    computes it alike. The same bytes under two names may land in two shards: the ledger's claim
+    then lets one submit, and the other's rows are `skipped` until the next run reuses the SVG."""
     digest = hashlib.sha256(image.encode()).digest()
     return int.from_bytes(digest[:8], "big") % shards
 

@@ -18,14 +18,16 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode
 
+from img2svg.pipeline.ledger.location import is_postgres
 from img2svg.pipeline.outputs import OutputStore
 
 LEDGER_URL_ENV = "IMG2SVG_LEDGER_URL"
 STATE_DIR_ENV = "IMG2SVG_STATE_DIR"
 LEDGER_FILE = ".img2svg/ledger.sqlite3"
-_POSTGRES_SCHEMES = ("postgresql", "postgres")
+# The deployment each shard of a split run is a flow run of (prefect.yaml).
+SHARD_DEPLOYMENT = "img2svg-shard/img2svg-shard"
 
 
 class ShardingRefused(ValueError):
@@ -39,7 +41,8 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def is_shared_ledger(location: str) -> bool:
-    return urlsplit(location).scheme in _POSTGRES_SCHEMES
+    """A PostgreSQL ledger is shared by every machine that reaches it; a SQLite file is not."""
+    return is_postgres(location)
 
 
 def default_ledger(outputs: OutputStore) -> str:
@@ -90,16 +93,21 @@ def keep_password_in_process(location: str) -> str:
 
 
 def without_password(location: str) -> str:
-    """The URL with its password removed: what may be passed to another process in the open."""
-    parts = urlsplit(location)
-    if not parts.password:
+    """The URL with its password removed (`user:password@` and `?password=`): what may be
+    passed to another process in the open. Multi-host URLs (h1:5432,h2:5432) are kept whole."""
+    if not is_postgres(location):
         return location
-    user = f"{parts.username}@" if parts.username else ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    scheme, _, rest = location.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}@{hosts}"
+    path, question, query = tail.partition("?")
+    if question:
+        kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "password"]
+        query = urlencode(kept)
+        question = "?" if kept else ""
+    return f"{scheme}://{netloc}{slash}{path}{question}{query}"
 
 
 def workspace_dir(ledger: str) -> Path:

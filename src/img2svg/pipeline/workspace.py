@@ -344,6 +344,20 @@ class Workspace:
             ).fetchone()
         return bool(row and row[0])
 
+    def fail_unsent_jobs(self, chunk: int, reason: str, finished_at: float) -> None:
+        """The chunk's jobs still waiting to be submitted end as errors (never sent)."""
+        with self._lock:
+            self.db.execute(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ? "
+                "WHERE chunk = ? AND status = 'pending' AND action = 'submit'",
+                (str(RowStatus.ERROR), reason, finished_at, chunk),
+            )
+
+    def chunk_count(self) -> int:
+        with self._lock:
+            (n,) = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()
+        return int(n)
+
     def fail_open_jobs(self, chunk: int, reason: str, finished_at: float) -> list[str]:
         """A chunk's task died after its retries: its jobs still open end as errors (their
         ledger entries stand, so the next run polls or holds them). Returns their keys."""
@@ -399,10 +413,10 @@ class Workspace:
 
     def jobs_to_score(self, chunk: int) -> list[sqlite3.Row]:
         """The chunk's succeeded jobs without scores (new, or reused from a ledger that had
-        none): (key, lead_row_id, ref_kind, ref_location, flags)."""
+        none): (key, lead_row_id, ref_kind, ref_location, flags, svg_sha256)."""
         with self._lock:
             return self.db.execute(
-                "SELECT key, lead_row_id, ref_kind, ref_location, flags FROM jobs "
+                "SELECT key, lead_row_id, ref_kind, ref_location, flags, svg_sha256 FROM jobs "
                 "WHERE chunk = ? AND status = 'succeeded' AND quality IS NULL ORDER BY lead_idx",
                 (chunk,),
             ).fetchall()
@@ -512,12 +526,13 @@ CREATE TABLE IF NOT EXISTS shard_outcomes (shard INTEGER PRIMARY KEY, reason TEX
 _MERGED_SELECT = """
 SELECT r.idx, r.row_id, r.image,
        CASE WHEN p.idx IS NULL THEN 'error' ELSE p.status END AS status,
-       CASE WHEN p.idx IS NULL THEN COALESCE(s.reason, 'its shard reported no outcome')
+       CASE WHEN p.idx IS NULL THEN COALESCE(s.reason, 'its shard reported no outcome for '
+            || 'this row (did the manifest change during the run?)')
             ELSE p.error END AS error,
        p.task_id, p.sub_task_id, p.svg_url, p.svg_bytes, p.attempts,
        p.submitted_at, p.finished_at, COALESCE(p.reused, 0) AS reused,
        COALESCE(p.flags, '') AS flags, p.key AS key, p.quality AS quality
-FROM rows r LEFT JOIN parts p ON p.idx = r.idx
+FROM rows r LEFT JOIN parts p ON p.idx = r.idx AND p.row_id = r.row_id
 LEFT JOIN shard_outcomes s ON p.idx IS NULL AND s.shard = shard_of(r.image, {shards})
 """
 

@@ -157,7 +157,7 @@ class Ledger:
             self._db.run(
                 "UPDATE submissions SET backend = ?, idem_key = ?, state = ?, token_id = ?, "
                 "task_id = NULL, sub_task_id = NULL, svg_url = NULL, error = NULL, "
-                "submitted_at = NULL, finished_at = NULL WHERE key = ?",
+                "submitted_at = NULL, finished_at = NULL, quality = NULL WHERE key = ?",
                 (backend, idem_key, SUBMITTING, token_id, key),
             )
             return None
@@ -185,6 +185,7 @@ class Ledger:
             svg_sha256=svg_sha256,
             flags=flags,
             error=None,
+            quality=None,  # a new SVG: the scores of the last one do not hold for it
             finished_at=time.time(),
         )
 
