@@ -6,6 +6,8 @@ many chunks there are. It costs CPU, never an API task."""
 
 from __future__ import annotations
 
+import os
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -16,6 +18,8 @@ from img2svg.pipeline.placement import with_password
 from img2svg.pipeline.settings import RunSettings
 from img2svg.pipeline.workspace import Workspace
 from img2svg.quality import Scorer
+
+SVGS_PER_WORKER = 32
 
 
 @task(name="score-svgs", cache_policy=NO_CACHE)
@@ -30,7 +34,10 @@ async def score_svgs(
         todo = [c for c in chunks if work.open_jobs(c) or work.jobs_to_score(c)]
         if not todo:
             return 0
-        async with Scorer() as scorer:
+        # A worker costs a second of CPU to start (it imports scikit-image): a small run, whose
+        # conversion shares the same cores, starts one; a big one, one per core.
+        workers = min(os.cpu_count() or 1, 1 + work.count_to_score() // SVGS_PER_WORKER)
+        async with Scorer(workers) as scorer:
             for chunk in todo:
                 scored += await score_chunk(
                     work, chunk, settings=settings, outputs=outputs, ledger=ledger, scorer=scorer

@@ -411,6 +411,15 @@ class Workspace:
             ).fetchone()
         return int(n)
 
+    def count_to_score(self) -> int:
+        """Jobs of the run that may yet need a score: unscored successes and open jobs."""
+        with self._lock:
+            (n,) = self.db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE quality IS NULL "
+                "AND status IN ('pending', 'submitted', 'succeeded')"
+            ).fetchone()
+        return int(n)
+
     def jobs_to_score(self, chunk: int) -> list[sqlite3.Row]:
         """The chunk's succeeded jobs without scores (new, or reused from a ledger that had
         none): (key, lead_row_id, ref_kind, ref_location, flags, svg_sha256)."""
