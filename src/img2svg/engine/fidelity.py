@@ -44,12 +44,17 @@ def render_svg(svg: str, width: int, height: int) -> np.ndarray:
 
 def fidelity(source: bytes | Image.Image, svg: str) -> Fidelity:
     """Score `svg` against `source` (encoded bytes, or an already opened Pillow image)."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
     reference = _source_pixels(source)
     height, width = reference.shape[:2]
-    rendered = render_svg(svg, width, height)
-    psnr = peak_signal_noise_ratio(reference, rendered, data_range=255)
+    return compare(reference, render_svg(svg, width, height))
+
+
+def compare(reference: np.ndarray, rendered: np.ndarray) -> Fidelity:
+    """SSIM and PSNR of two HxWx3 uint8 images of the same size (both already on white)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    with np.errstate(divide="ignore"):  # identical pixels: PSNR is inf
+        psnr = peak_signal_noise_ratio(reference, rendered, data_range=255)
     ssim = structural_similarity(
         _at_least(reference, _SSIM_WINDOW),
         _at_least(rendered, _SSIM_WINDOW),
@@ -58,6 +63,11 @@ def fidelity(source: bytes | Image.Image, svg: str) -> Fidelity:
         win_size=_SSIM_WINDOW,
     )
     return Fidelity(ssim=float(ssim), psnr=float(psnr))
+
+
+def on_white(rgba: Image.Image) -> np.ndarray:
+    """An RGBA image composited on white, as a browser shows it: HxWx3 uint8."""
+    return _on_white(rgba)
 
 
 def _source_pixels(source: bytes | Image.Image) -> np.ndarray:

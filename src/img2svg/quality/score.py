@@ -1,12 +1,11 @@
 """How good one SVG is: fidelity to its source, drawn elements, sizes, and two thumbnails.
 
 The fidelity recipe is the engine's (`img2svg.engine.fidelity`): the SVG is rendered with its
-`render_svg` at the source's displayed size, both sides are composited on white with its
-`_on_white`, and SSIM/PSNR are computed with the same scikit-image calls and window. The
-engine's `fidelity()` renders internally and returns only the two numbers, while a report also
-needs the rendered pixels (for the thumbnail and the blank check; rendering twice would double
-the cost), so `_compare` repeats its two metric calls on the pixels made here.
-`tests/quality/test_score.py` checks that both give identical numbers on the sample images.
+`render_svg` at the source's displayed size, both sides are composited on white (`on_white`),
+and SSIM/PSNR come from its `compare`. The pixels are made here rather than by `fidelity()`
+because a report also needs the rendering (for the thumbnail and the blank check; rendering
+twice would double the cost). `tests/quality/test_score.py` checks that both give identical
+numbers on the sample images.
 
 Every input is untrusted. The SVG is parsed with defusedxml (no entity expansion, no external
 DTD) before resvg sees it, and refused if it links to anything but a local `#id` or a `data:`
@@ -32,7 +31,7 @@ from PIL import Image, ImageStat
 
 from img2svg.engine.decode import DecodeLimits, decode
 from img2svg.engine.errors import EngineError
-from img2svg.engine.fidelity import _SSIM_WINDOW, _at_least, _on_white, render_svg
+from img2svg.engine.fidelity import compare, on_white, render_svg
 from img2svg.quality.errors import ScoreRefused
 
 # The engine's own bounds: a source the engine would refuse to decode is not scored either,
@@ -202,23 +201,12 @@ def _source_pixels(source: bytes, max_pixels: int) -> np.ndarray:
         decoded = decode(source, DecodeLimits(max_pixels=max_pixels, max_side=1 << 30))
     except EngineError as exc:
         raise ScoreRefused(f"the source image was refused: {exc.reason}") from exc
-    return _on_white(decoded.image)
+    return on_white(decoded.image)
 
 
 def _compare(reference: np.ndarray, rendered: np.ndarray) -> tuple[float, float]:
-    """`engine.fidelity.fidelity`'s two metric calls, on pixels already made."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    with np.errstate(divide="ignore"):  # identical pixels: PSNR is inf, as documented
-        psnr = peak_signal_noise_ratio(reference, rendered, data_range=255)
-    ssim = structural_similarity(
-        _at_least(reference, _SSIM_WINDOW),
-        _at_least(rendered, _SSIM_WINDOW),
-        channel_axis=2,
-        data_range=255,
-        win_size=_SSIM_WINDOW,
-    )
-    return float(ssim), float(psnr)
+    found = compare(reference, rendered)
+    return found.ssim, found.psnr
 
 
 def _luma_std(image: Image.Image) -> float:
