@@ -49,7 +49,7 @@ from tasks.report import merge_results
 # How often the parent looks at its shards, and how long a shard's lock may be free before the
 # shard counts as dead: `Running`, it takes the lock within seconds; `Pending` (a worker took it
 # and is starting its process), a slow start on a busy machine is given longer.
-WATCH_EVERY_S = 2.0
+WATCH_EVERY_S = 1.0
 DEAD_AFTER_S = {"RUNNING": 30.0, "PENDING": 120.0}
 # Parameters of the parent that a shard does not take.
 _PARENT_ONLY = {"shards", "shard_deployment", "dry_run", "max_failure_ratio"}

@@ -125,7 +125,7 @@ def test_errors_in_the_worker_are_score_errors() -> None:
     assert isinstance(broken, ScoreRefused) and "well-formed" in str(broken)
 
 
-def test_workers_are_spawned_capped_and_write_no_core_files() -> None:
+def test_workers_are_forked_from_a_fork_server_capped_and_write_no_core_files() -> None:
     cap = 3 * 1024**3
 
     async def main() -> Any:
@@ -136,7 +136,7 @@ def test_workers_are_spawned_capped_and_write_no_core_files() -> None:
     assert pid != os.getpid()
     assert address_space == cap
     assert core == 0
-    assert start_method == "spawn"
+    assert start_method == "forkserver"
 
 
 def test_workers_are_recycled_after_max_tasks() -> None:

@@ -4,8 +4,12 @@ Scoring is CPU-bound native code (resvg, scikit-image) that holds the GIL, takes
 source pixel and can crash on a hostile input. The approach is the engine's vectorizer pool
 (`img2svg.engine.pool`), with the same library, pebble:
 
-* a fixed number of worker processes, started with "spawn" (forking a process that runs
-  threads, as the pipeline does, can deadlock the child on a lock another thread held);
+* a fixed number of worker processes, forked from a "forkserver" (forking the pipeline's own
+  process, which runs threads, can deadlock the child on a lock another thread held; the fork
+  server is a fresh single-threaded process). It imports the scoring code once, so a worker
+  starts, or is recycled, in milliseconds: under "spawn" each worker re-imported it, and the
+  parent's `__main__` too (Prefect's engine, in a deployment's flow run), about a second of CPU
+  each;
 * at most `workers` scores in flight: callers beyond that wait on a semaphore holding their own
   bytes, instead of piling payloads up in pebble's queue;
 * a per-score timeout (pebble kills the worker), an address-space cap (RLIMIT_AS, so a huge
@@ -170,7 +174,7 @@ class Scorer:
             max_tasks=self.max_tasks_per_child,
             initializer=_init_worker,
             initargs=(self.memory_bytes,),
-            context=multiprocessing.get_context("spawn"),
+            context=_forkserver(),
         )
         _ = pool.active  # starts the workers now
         return pool
@@ -265,3 +269,14 @@ def _death(exitcode: int | None) -> str:
         except ValueError:
             return f"signal {-exitcode}"
     return f"exit code {exitcode}"
+
+
+# What the fork server imports once, for every worker it forks (the score function's module and
+# the metrics it imports lazily).
+_PRELOAD = ["img2svg.quality.score", "skimage.metrics"]
+
+
+def _forkserver() -> multiprocessing.context.BaseContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)  # read when the server starts, on first use
+    return context
