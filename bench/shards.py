@@ -5,7 +5,7 @@
     uv run python bench/shards.py --convert-args=--no-score   # both commands without scoring
 
 On real components started here (as tests/scale/test_shards.py does): a PostgreSQL server, a
-Prefect server with `prefect deploy --all`, and two process workers (`--limit 2`, each with a
+Prefect server with `prefect deploy --all`, and two process workers (`--limit 1`, each with a
 state directory of its own). The catalog is N distinct small images in a temporary folder with
 a CSV manifest; the manifest path and every --out are absolute (a shared filesystem).
 
@@ -476,7 +476,7 @@ def main() -> None:
             stack.spawn(
                 f"worker-{name}",
                 "worker", "start", "--pool", POOL, "--type", "process", "--name", name,
-                "--limit", "2",
+                "--limit", "1",  # one shard per worker, as the README says
                 env={"IMG2SVG_STATE_DIR": str(root / f"state-{name}"), **worker_env},
             )  # fmt: skip
         t = time.monotonic()

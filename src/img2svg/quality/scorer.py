@@ -50,7 +50,7 @@ ScoreFunction = Callable[..., Quality]
 # A catalog photo scores in well under 1 s; a 40 Mpx source (the pixel bound) took 97 s on a
 # 2-CPU machine, so the limit leaves room for the largest accepted input on a slower one.
 DEFAULT_TIMEOUT_S = 300.0
-DEFAULT_MAX_TASKS = 200  # as the vectorizer pool: bounds allocator fragmentation
+DEFAULT_MAX_TASKS = 2000  # bounds allocator fragmentation; a recycle costs a fork and lazy imports
 # ~135 B per source pixel: a 40 Mpx source (the pixel bound) scores under this cap (measured),
 # and under a 3 GiB cap fails with "out of memory"; a larger cap would allow nothing more.
 DEFAULT_MEMORY_BYTES = 8 * 1024**3
