@@ -215,9 +215,9 @@ def _init_worker(memory_bytes: int | None) -> None:
     Core dumps are switched off: a worker that aborts on a hostile image would otherwise
     write up to `memory_bytes` of core file per crash.
     """
-    _set_soft_limit(resource.RLIMIT_CORE, 0)
+    lower_soft_limit(resource.RLIMIT_CORE, 0)
     if memory_bytes is not None:
-        _set_soft_limit(resource.RLIMIT_AS, memory_bytes)
+        lower_soft_limit(resource.RLIMIT_AS, memory_bytes)
     from PIL import Image
 
     Image.init()
@@ -227,7 +227,7 @@ def _init_worker(memory_bytes: int | None) -> None:
         log.exception("vectorizer warm-up failed")
 
 
-def _set_soft_limit(kind: int, value: int) -> None:
+def lower_soft_limit(kind: int, value: int) -> None:
     """Lower the soft limit only: the hard limit may be below `value`, and stays as it is."""
     _, hard = resource.getrlimit(kind)
     if hard != resource.RLIM_INFINITY:

@@ -40,6 +40,7 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
+from img2svg.engine.pool import lower_soft_limit
 from img2svg.quality.errors import ScoreCrashed, ScoreError, ScoreFailed, ScoreTimeout
 from img2svg.quality.score import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SVG_BYTES, Quality, score
 
@@ -233,21 +234,13 @@ def _score_in_worker(
 
 def _init_worker(memory_bytes: int | None) -> None:
     """No core files, the memory cap, then import and run everything once on a tiny input."""
-    _lower_soft_limit(resource.RLIMIT_CORE, 0)
+    lower_soft_limit(resource.RLIMIT_CORE, 0)
     if memory_bytes is not None:
-        _lower_soft_limit(resource.RLIMIT_AS, memory_bytes)
+        lower_soft_limit(resource.RLIMIT_AS, memory_bytes)
     try:
         _warm_up()
     except Exception:  # a failed warm-up must not become a worker that never starts
         log.exception("scoring warm-up failed")
-
-
-def _lower_soft_limit(kind: int, value: int) -> None:
-    """Lower the soft limit only: the hard limit may be below `value`, and stays as it is."""
-    _, hard = resource.getrlimit(kind)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(kind, (value, hard))
 
 
 def _warm_up() -> None:
