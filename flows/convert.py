@@ -15,8 +15,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -31,8 +31,8 @@ from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from img2svg.client import Throttle
-from img2svg.pipeline import progress
-from img2svg.pipeline.backend import (
+from img2svg.convert import progress
+from img2svg.convert.backend import (
     Credentials,
     backend_identity,
     default_rate_limit,
@@ -40,10 +40,14 @@ from img2svg.pipeline.backend import (
     resends_are_free,
     run_credentials,
 )
-from img2svg.pipeline.chunks import close_chunk, close_unsent
-from img2svg.pipeline.manifest import ManifestSource, open_manifest
-from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.placement import (
+from img2svg.convert.chunks import close_chunk, close_unsent
+from img2svg.finish.summary import RunSummary
+from img2svg.plan.decide import PlanOptions
+from img2svg.run.settings import Endpoint, RunSettings
+from img2svg.stage.manifest import ManifestSource, open_manifest
+from img2svg.stores.ledger import Ledger
+from img2svg.stores.outputs import OutputStore
+from img2svg.stores.placement import (
     SHARD_DEPLOYMENT,
     check_shardable,
     is_shared_ledger,
@@ -51,11 +55,7 @@ from img2svg.pipeline.placement import (
     ledger_location,
     workspace_dir,
 )
-from img2svg.pipeline.plan import PlanOptions
-from img2svg.pipeline.report import RunSummary
-from img2svg.pipeline.runlock import exclusive_run
-from img2svg.pipeline.settings import Endpoint, RunSettings
-from img2svg.pipeline.workspace import Staged, Workspace
+from img2svg.stores.workspace import Staged, Workspace
 from tasks.convert import poll_chunk, submit_chunk
 from tasks.limits import SHARED_LIMIT, forget, shared_limit_exists, throttle_for
 from tasks.manifest import stage_manifest
@@ -197,7 +197,7 @@ def convert(
             )
         # A dry run writes nothing, so it may look while another run works.
         # Two runs over the same output would both plan the same images as new and both pay.
-        with nullcontext() if dry_run else exclusive_run(run.ledger, run.outputs.out):
+        with nullcontext() if dry_run else _exclusive_run(run.ledger, run.outputs.out):
             done = convert_here(
                 run,
                 fingerprint=fingerprint,
@@ -477,6 +477,12 @@ def _in_ui(what: str, call: Callable[[], T]) -> T | None:
             "could not %s (%s: %s); the run goes on", what, type(exc).__name__, exc
         )
         return None
+
+
+@contextmanager
+def _exclusive_run(ledger_location: str, out: str) -> Iterator[None]:
+    with Ledger(ledger_location) as ledger, ledger.run_lock(out):
+        yield
 
 
 def _plan_counts(workspace: str) -> tuple[dict[str, int], list[int]]:

@@ -31,17 +31,17 @@ from prefect.states import Crashed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.convert import CHUNK_THREADS, PreparedRun, _remove, convert_here, prepare_run
-from img2svg.pipeline import progress
-from img2svg.pipeline.ledger import Ledger, RunInProgress
-from img2svg.pipeline.placement import (
+from img2svg.convert import progress
+from img2svg.finish.summary import RunSummary
+from img2svg.run.settings import HIDREAM_RATE_PER_MINUTE, RunSettings
+from img2svg.stores.ledger import Ledger, RunInProgress
+from img2svg.stores.placement import (
     check_shardable,
     part_location,
     parts_folder,
     without_password,
     workspace_dir,
 )
-from img2svg.pipeline.report import RunSummary
-from img2svg.pipeline.settings import HIDREAM_RATE_PER_MINUTE, RunSettings
 from tasks.limits import SHARED_LIMIT, shared_limit_exists
 from tasks.manifest import stage_manifest
 from tasks.report import merge_results

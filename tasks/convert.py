@@ -15,13 +15,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from img2svg.pipeline.chunks import poll_chunk as poll_chunk_work
-from img2svg.pipeline.chunks import submit_chunk as submit_chunk_work
-from img2svg.pipeline.ledger import Ledger
-from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.placement import with_password
-from img2svg.pipeline.settings import Endpoint, RunSettings
-from img2svg.pipeline.workspace import Workspace
+from img2svg.convert.chunks import poll_chunk as poll_chunk_work
+from img2svg.convert.chunks import submit_chunk as submit_chunk_work
+from img2svg.run.settings import Endpoint, RunSettings
+from img2svg.stores.ledger import Ledger
+from img2svg.stores.outputs import OutputStore
+from img2svg.stores.placement import with_password
+from img2svg.stores.workspace import Workspace
 from tasks.limits import throttle_for
 
 

@@ -11,7 +11,7 @@ from prefect.concurrency.asyncio import rate_limit
 from prefect.exceptions import ObjectNotFound
 
 from img2svg.client import Throttle
-from img2svg.pipeline.settings import RunSettings
+from img2svg.run.settings import RunSettings
 
 SHARED_LIMIT = "img2svg-submissions"
 

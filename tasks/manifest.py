@@ -5,8 +5,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from img2svg.pipeline.manifest import ManifestSource
-from img2svg.pipeline.workspace import Staged, Workspace
+from img2svg.stage.manifest import ManifestSource
+from img2svg.stage.staging import stage_rows
+from img2svg.stores.workspace import Staged, Workspace
 
 
 @task(name="stage-manifest", cache_policy=NO_CACHE)
@@ -15,4 +16,4 @@ def stage_manifest(
 ) -> Staged:
     """`shard` (k, n): only the rows of shard k of n."""
     with Workspace(workspace) as staged:
-        return staged.stage(source, chunk_rows, shard)
+        return stage_rows(staged, source, chunk_rows, shard)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from img2svg.pipeline.chunks import identify_and_plan
-from img2svg.pipeline.identify import FingerprintMode
-from img2svg.pipeline.ledger import Ledger
-from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.placement import with_password
-from img2svg.pipeline.plan import PlanOptions
-from img2svg.pipeline.settings import RunSettings
-from img2svg.pipeline.workspace import Workspace
+from img2svg.plan.chunk import identify_and_plan
+from img2svg.plan.decide import PlanOptions
+from img2svg.plan.identify import FingerprintMode
+from img2svg.run.settings import RunSettings
+from img2svg.stores.ledger import Ledger
+from img2svg.stores.outputs import OutputStore
+from img2svg.stores.placement import with_password
+from img2svg.stores.workspace import Workspace
 
 
 @task(name="plan-chunk", retries=1, cache_policy=NO_CACHE)

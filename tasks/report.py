@@ -9,14 +9,14 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from img2svg.pipeline import results
-from img2svg.pipeline.fanout import fan_out_chunk
-from img2svg.pipeline.ledger import Ledger
-from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.placement import with_password
-from img2svg.pipeline.quality import write_report
-from img2svg.pipeline.report import RunSummary, counts_table, markdown
-from img2svg.pipeline.workspace import Workspace
+from img2svg.finish import results
+from img2svg.finish.fanout import fan_out_chunk
+from img2svg.finish.report_page import write_report
+from img2svg.finish.summary import RunSummary, counts_table, markdown
+from img2svg.stores.ledger import Ledger
+from img2svg.stores.outputs import OutputStore
+from img2svg.stores.placement import with_password
+from img2svg.stores.workspace import Workspace
 
 
 @task(name="write-results", cache_policy=NO_CACHE)

@@ -11,13 +11,13 @@ import os
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from img2svg.pipeline.chunks import score_chunk
-from img2svg.pipeline.ledger import Ledger
-from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.placement import with_password
-from img2svg.pipeline.settings import RunSettings
-from img2svg.pipeline.workspace import Workspace
+from img2svg.finish.scoring import score_chunk
 from img2svg.quality import Scorer
+from img2svg.run.settings import RunSettings
+from img2svg.stores.ledger import Ledger
+from img2svg.stores.outputs import OutputStore
+from img2svg.stores.placement import with_password
+from img2svg.stores.workspace import Workspace
 
 SVGS_PER_WORKER = 32
 

@@ -15,7 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.convert import convert
-from img2svg.pipeline.rows import RESULT_COLUMNS
+from img2svg.run.rows import RESULT_COLUMNS
 from tests.helpers import LoopbackServer, Route, logo_png
 
 

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 
 from flows.convert import convert
-from img2svg.pipeline.ledger import Ledger
-from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.placement import default_ledger
-from img2svg.pipeline.svgcheck import check_svg
+from img2svg.stores.ledger import Ledger
+from img2svg.stores.outputs import OutputStore
+from img2svg.stores.placement import default_ledger
 from img2svg.svg import sanitize_svg
+from img2svg.svg.check import check_svg
 from tests.helpers import image_manifest
 from tests.standin.hidream import HiDreamStandIn, Quirks
 

@@ -24,7 +24,7 @@ def _ratio(text: str) -> float:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from img2svg.pipeline.placement import SHARD_DEPLOYMENT
+    from img2svg.stores.placement import SHARD_DEPLOYMENT
 
     p = commands.add_parser(
         "convert",
@@ -199,8 +199,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from img2svg.cli.progress_bar import ProgressBar
-    from img2svg.pipeline.manifest import ManifestError, open_manifest
-    from img2svg.pipeline.placement import ShardingRefused
+    from img2svg.stage.manifest import ManifestError, open_manifest
+    from img2svg.stores.placement import ShardingRefused
 
     console = Console(stderr=True)  # progress and errors
     out = Console()  # the summary, which scripts may capture
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the flow crashed before producing a summary
         summary = exc
     if isinstance(summary, BaseException):
-        from img2svg.pipeline.backend import TokenBindingError
+        from img2svg.convert.backend import TokenBindingError
 
         reason = (
             summary
@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
 def _ledger_parameter(ledger: str | None) -> str | None:
     """A flow parameter is shown in the Prefect UI: a password in --ledger goes to this
     process's environment, where the flow (and libpq) find it, and the parameter goes without."""
-    from img2svg.pipeline.placement import LEDGER_URL_ENV, without_password
+    from img2svg.stores.placement import LEDGER_URL_ENV, without_password
 
     if ledger is None:
         return None
@@ -286,7 +286,7 @@ def _ledger_parameter(ledger: str | None) -> str | None:
 
 def _check_shards(args: argparse.Namespace) -> None:
     """What --shards needs, checked before anything starts (the flow checks it again)."""
-    from img2svg.pipeline.placement import LEDGER_URL_ENV, ShardingRefused, check_shardable
+    from img2svg.stores.placement import LEDGER_URL_ENV, ShardingRefused, check_shardable
 
     if args.shards < 2 or args.dry_run:
         return

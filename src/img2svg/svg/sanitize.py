@@ -35,7 +35,7 @@ from typing import NamedTuple
 from defusedxml.common import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
-from img2svg.pipeline.svgcheck import InvalidSvg
+from img2svg.svg.check import InvalidSvg
 from img2svg.svg.css import PRESENTATION, clean_declarations, clean_media, clean_sheet, clean_value
 from img2svg.svg.serialize import SVG_NS, XLINK_NS, XML_NS, local_name, split_name, write_svg
 
