@@ -14,8 +14,8 @@ from img2svg.finish.fanout import fan_out_chunk
 from img2svg.finish.report_page import write_report
 from img2svg.finish.summary import RunSummary, counts_table, markdown
 from img2svg.stores.ledger import Ledger
+from img2svg.stores.opened import workspace_and_ledger
 from img2svg.stores.outputs import OutputStore
-from img2svg.stores.placement import with_password
 from img2svg.stores.workspace import Workspace
 
 
@@ -25,7 +25,7 @@ def write_results(
 ) -> RunSummary:
     """Give every row its SVG, then stream the tables and the report out of the workspace."""
     outputs = OutputStore(out)
-    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
+    with workspace_and_ledger(workspace, ledger_location) as (work, ledger):
         _finish_rows(work, ledger, outputs, chunks)
         return _with_report(work, outputs, mode, title)
 
@@ -46,7 +46,7 @@ def export_part(workspace: str, chunks: int, out: str, ledger_location: str, par
     """A shard's ending: every row gets its SVG, then the shard's results go to `part` in the
     shared output, for the run that split the catalog to merge."""
     outputs = OutputStore(out)
-    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
+    with workspace_and_ledger(workspace, ledger_location) as (work, ledger):
         _finish_rows(work, ledger, outputs, chunks)
         return results.export_part(work, outputs, part)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from img2svg.client import Throttle
-from img2svg.convert.jobs import poll_jobs, submit_jobs
+from img2svg.convert.jobs import Clock, Poller, make_client, submit_jobs
 from img2svg.plan.decide import Job
 from img2svg.run.rows import RowState, RowStatus
 from img2svg.run.settings import Endpoint, RunSettings
@@ -164,3 +165,26 @@ def test_polls_are_timed_by_how_long_tasks_take(tmp_path: Path) -> None:
     assert poller.next_wait() == pytest.approx(0.1)  # overdue: a twentieth of the typical 2 s
     poller.typical_s = 60.0
     assert poller.next_wait() == 1.0  # a slow API is still polled at least every second
+
+
+async def poll_jobs(  # the production loop is convert.chunks.poll_open_jobs, over a workspace
+    jobs: list[Job],
+    *,
+    endpoint: Endpoint,
+    settings: RunSettings,
+    throttle: Throttle,
+    outputs: OutputStore,
+    ledger: Ledger,
+    clock: Clock = time.time,
+) -> list[Job]:
+    """Poll every submitted job until it is terminal or past its deadline: the Poller alone,
+    without a workspace."""
+    async with make_client(endpoint, settings, throttle) as client:
+        poller = Poller(client, endpoint, settings, throttle, outputs, ledger, clock=clock)
+        poller.add(jobs)
+        while poller.pending:
+            await poller.round()
+            if poller.pending:
+                await asyncio.sleep(poller.next_wait())
+        await poller.finish()
+    return jobs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from img2svg.plan.decide import PlanOptions, plan_chunk
+from img2svg.plan.decide import PlanOptions, decide_rows
 from img2svg.plan.identify import Identified
 from img2svg.run.rows import ManifestRow
 from img2svg.stage.images import ImageRef
@@ -24,7 +24,7 @@ KEY_A, KEY_B = submission_key("sha256:a", "fast"), submission_key("sha256:b", "f
 def _plan(tmp_path: Path, ledger: Ledger, name: str, rows=ROWS, found=FOUND, **options):
     work = Workspace(tmp_path / f"{name}.sqlite3")
     work.add_rows(0, rows)
-    plan_chunk(
+    decide_rows(
         0,
         rows,
         found,
@@ -91,7 +91,7 @@ def test_an_image_planned_in_an_earlier_chunk_is_followed_not_submitted_again(tm
         work = _plan(tmp_path, ledger, "chunks", rows=ROWS[:2], found=FOUND[:2])
         later = [ManifestRow(2, "c", "a.png")]
         work.add_rows(1, later)
-        plan_chunk(
+        decide_rows(
             1,
             later,
             FOUND[2:],

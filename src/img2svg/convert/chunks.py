@@ -29,7 +29,7 @@ from img2svg.stores.workspace import Workspace
 log = logging.getLogger(__name__)
 
 
-async def submit_chunk(
+async def submit_new_jobs(
     workspace: Workspace,
     chunk: int,
     *,
@@ -59,7 +59,7 @@ async def submit_chunk(
     return sum(job.lead.status is RowStatus.SUBMITTED for job in jobs)
 
 
-async def poll_chunk(
+async def poll_open_jobs(
     workspace: Workspace,
     chunk: int,
     *,

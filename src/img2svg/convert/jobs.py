@@ -225,9 +225,9 @@ async def _record_submit_error(
     state = job.lead
     if isinstance(exc, Unauthorized):
         if not throttle.halted:
-            log.error("the API refused the token (%s): %s", exc, AUTH_HELP)
-        throttle.halt(f"the API refused the token ({exc}): {AUTH_HELP}")
-        state.finish(RowStatus.ERROR, now, f"{exc}: {AUTH_HELP}")
+            log.error("%s", token_refused(exc))
+        throttle.halt(token_refused(exc))
+        state.finish(RowStatus.ERROR, now, token_refused(exc))
     elif isinstance(exc, SubmissionsHalted):
         state.finish(RowStatus.ERROR, now, f"not submitted: {exc}")
     elif isinstance(exc, RefusedError) and not exc.reached_server:
@@ -247,32 +247,12 @@ async def _record_submit_error(
         await asyncio.to_thread(ledger.unconfirmed, job.key, reason)
 
 
-AUTH_HELP = (
-    "the API refused the token (expired or revoked?): set a valid HIDREAM_API_TOKEN or update "
-    "the Secret block, then run the same command again to resume"
-)
-
-
-async def poll_jobs(
-    jobs: list[Job],
-    *,
-    endpoint: Endpoint,
-    settings: RunSettings,
-    throttle: Throttle,
-    outputs: OutputStore,
-    ledger: Ledger,
-    clock: Clock = time.time,
-) -> list[Job]:
-    """Poll every submitted job until it is terminal or past its deadline."""
-    async with make_client(endpoint, settings, throttle) as client:
-        poller = Poller(client, endpoint, settings, throttle, outputs, ledger, clock=clock)
-        poller.add(jobs)
-        while poller.pending:
-            await poller.round()
-            if poller.pending:
-                await asyncio.sleep(poller.next_wait())
-        await poller.finish()
-    return jobs
+def token_refused(exc: Exception) -> str:
+    """What a run and its rows say when the API refuses the token: said once, whole."""
+    return (
+        f"the API refused the token ({exc}; expired or revoked?): set a valid "
+        "HIDREAM_API_TOKEN or update the Secret block, then run the same command again to resume"
+    )
 
 
 OnFinal = Callable[[Job], None]
@@ -332,10 +312,10 @@ class Poller:
             views = await self.client.results(list(self.pending))
             self.last_error = None
         except Unauthorized as exc:
-            self.throttle.halt(f"the API refused the token ({exc}): {AUTH_HELP}")
+            self.throttle.halt(token_refused(exc))
             now = self.clock()
             for job in list(self.pending.values()):
-                job.lead.finish(RowStatus.ERROR, now, f"polling refused, {exc}: {AUTH_HELP}")
+                job.lead.finish(RowStatus.ERROR, now, f"polling refused: {token_refused(exc)}")
                 self._final(job)
             self.pending.clear()
             self._halted = True
@@ -528,11 +508,9 @@ async def _download(
                 f"; and {len(removed) - 10} more" if len(removed) > 10 else "",
             )
         digest = hashlib.sha256(data).hexdigest()  # of the bytes written
-        written = []
-        for row in [state, *job.followers]:
-            relative = f"svgs/{row.row_id}.svg"
-            await asyncio.to_thread(outputs.write_svg, row.row_id, data)
-            written.append((row.row_id, job.key, relative, digest, *outputs.stat(relative)))
+        relative = f"svgs/{state.row_id}.svg"  # the lead row's; `finish.fanout` copies it on
+        await asyncio.to_thread(outputs.write_svg, state.row_id, data)
+        written = [(state.row_id, job.key, relative, digest, *outputs.stat(relative))]
         if changed:
             state.flag(RowFlag.SANITIZED)
         await asyncio.to_thread(

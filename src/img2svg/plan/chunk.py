@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from img2svg.plan.decide import PlanOptions, plan_chunk
+from img2svg.plan.decide import PlanOptions, decide_rows
 from img2svg.plan.identify import FingerprintMode, identify_rows
 from img2svg.run.settings import RunSettings
 from img2svg.stores.ledger import Ledger
@@ -23,7 +23,7 @@ async def identify_and_plan(
     rows = workspace.chunk_rows(chunk)
     base = workspace.meta("base") or "."
     identified = await identify_rows(rows, base, settings, ledger=ledger, mode=fingerprint)
-    plan_chunk(
+    decide_rows(
         chunk,
         rows,
         identified,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from img2svg.plan.identify import Identified
@@ -37,7 +37,6 @@ class Job:
     ref: ImageRef
     idem_key: str
     lead: RowState  # carries the task's progress; the first row holding the image
-    followers: list[RowState] = field(default_factory=list)  # other rows, when known here
     token_id: str | None = None  # which token submitted the task (the API may scope tasks by it)
     svg_sha256: str | None = None  # once the SVG is written
 
@@ -56,7 +55,7 @@ class PlanOptions:
     resubmit_unconfirmed: bool = False
 
 
-def plan_chunk(
+def decide_rows(
     chunk: int,
     rows: Sequence[ManifestRow],
     identified: Sequence[Identified],

@@ -26,8 +26,6 @@ from img2svg.stores.outputs import OutputStore
 LEDGER_URL_ENV = "IMG2SVG_LEDGER_URL"
 STATE_DIR_ENV = "IMG2SVG_STATE_DIR"
 LEDGER_FILE = ".img2svg/ledger.sqlite3"
-# The deployment each shard of a split run is a flow run of (prefect.yaml).
-SHARD_DEPLOYMENT = "img2svg-shard/img2svg-shard"
 
 
 class ShardingRefused(ValueError):

@@ -75,25 +75,6 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-# Job columns that outcomes update.
-OUTCOME_COLUMNS = (
-    "status",
-    "error",
-    "task_id",
-    "sub_task_id",
-    "svg_url",
-    "svg_bytes",
-    "svg_sha256",
-    "attempts",
-    "submitted_at",
-    "finished_at",
-    "reused",
-    "idem_key",
-    "token_id",
-    "flags",
-    "quality",
-)
-
 
 @dataclass(frozen=True)
 class Staged:
@@ -426,22 +407,40 @@ class Workspace:
             ).fetchall()
         return {status: n for status, n in found}
 
-    def plan_counts(self) -> dict[str, int]:
-        """What a plan would cost: the dry run's table."""
+    def job_counts(self, chunk: int) -> dict[str, int]:
+        """The chunk's jobs by status: what its poll task hands back."""
+        with self._lock:
+            found = self.db.execute(
+                "SELECT status, COUNT(*) FROM jobs WHERE chunk = ? GROUP BY status", (chunk,)
+            ).fetchall()
+        return {status: n for status, n in found}
+
+    def plan_counts(self, chunk: int | None = None) -> dict[str, int]:
+        """What a plan costs, for one chunk or the whole run: the dry run's table. A job counts
+        in its lead row's chunk, a row in its own, so the chunks' counts add up to the run's."""
+        where, args = ("WHERE {}.chunk = ?", (chunk,)) if chunk is not None else ("", ())
         with self._lock:
             db = self.db
-            jobs = dict(db.execute("SELECT action, COUNT(*) FROM jobs GROUP BY action").fetchall())
+            jobs = dict(
+                db.execute(
+                    f"SELECT action, COUNT(*) FROM jobs j {where.format('j')} GROUP BY action",
+                    args,
+                ).fetchall()
+            )
             rows = dict(
                 db.execute(
                     "SELECT j.action, COUNT(*) FROM rows r JOIN jobs j ON r.key = j.key "
-                    "GROUP BY j.action"
+                    f"{where.format('r')} GROUP BY j.action",
+                    args,
                 ).fetchall()
             )
+            settled_where = "AND r.chunk = ?" if chunk is not None else ""
             settled = db.execute(
                 "SELECT CASE WHEN j.key IS NULL THEN r.status "
                 "WHEN j.status = 'succeeded' AND j.reused = 1 THEN 'reused' ELSE j.status END, "
                 "COUNT(*) FROM rows r LEFT JOIN jobs j ON r.key = j.key "
-                "WHERE j.key IS NULL OR j.action = 'settled' GROUP BY 1"
+                f"WHERE (j.key IS NULL OR j.action = 'settled') {settled_where} GROUP BY 1",
+                args,
             ).fetchall()
         return {
             "tasks_to_submit": jobs.get("submit", 0),
