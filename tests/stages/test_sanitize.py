@@ -390,3 +390,15 @@ def test_a_sanitized_engine_svg_draws_exactly_as_before() -> None:
 )
 def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(value: object, cell: object) -> None:
     assert _csv_cell(value) == cell
+
+
+def test_transform_functions_keep_their_case_and_draw_the_same() -> None:
+    """SVG's transform grammar is case-sensitive (skewX, not skewx): the value is written back
+    from its tokens, spelled as given."""
+    data = svg(
+        '<ellipse cx="4" cy="4" rx="3" ry="1" transform="rotate(-25 4 4) skewX(10) scale(1)"'
+        ' style="transform-origin:center"/>'
+    )
+    text, _ = clean(data, changed=False)
+    assert 'transform="rotate(-25 4 4) skewX(10) scale(1)"' in text
+    assert np.array_equal(render(text.encode()), render(data))

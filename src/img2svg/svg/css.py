@@ -199,7 +199,7 @@ def _value_tokens(tokens: Iterable[ast.Node], *, strings: bool) -> list[ast.Node
                 if arguments is None:
                     return None
                 kept.append(ast.FunctionBlock(token.source_line, token.source_column,
-                                              token.lower_name, arguments))  # fmt: skip
+                                              token.name, arguments))  # fmt: skip
             case _:
                 return None
     return kept
