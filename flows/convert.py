@@ -22,7 +22,7 @@ from flows.steps import convert_chunks, cost, plan_chunks
 from img2svg.finish.summary import RunSummary
 from img2svg.run.parameters import RunParameters, takes
 from tasks.manifest import stage_manifest
-from tasks.report import publish_report, write_results
+from tasks.finish import publish_report, write_results
 
 
 @flow(

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from typing import Any
 
 from img2svg.client import Throttle
 from img2svg.convert.jobs import Poller, make_client, submit_jobs
 from img2svg.plan.decide import Job
+from img2svg.run.jobs import JobRecord, changes
 from img2svg.run.rows import RowState, RowStatus, join_flags, split_flags
 from img2svg.run.settings import Endpoint, RunSettings
 from img2svg.stage.images import (
@@ -80,8 +80,8 @@ async def poll_open_jobs(
         poller = Poller(client, endpoint, settings, throttle, outputs, ledger, on_final=final)
         while True:
             all_sent = workspace.submit_done(chunk)  # read before the jobs: nothing is missed
-            fresh = [r for r in workspace.jobs(chunk, "submitted") if r["key"] not in watched]
-            watched.update(r["key"] for r in fresh)
+            fresh = [r for r in workspace.jobs(chunk, "submitted") if r.key not in watched]
+            watched.update(r.key for r in fresh)
             poller.add([job_of(row, settings.mode) for row in fresh])
             if poller.pending:
                 await poller.round()
@@ -106,51 +106,53 @@ def close_unsent(workspace: Workspace, chunk: int, reason: str) -> None:
     workspace.mark_submitted(chunk)
 
 
-def job_of(row: sqlite3.Row, mode: str) -> Job:
+def job_of(record: JobRecord, mode: str) -> Job:
+    """The workspace's record as the job the submit and poll steps move along."""
     lead = RowState(
-        index=row["lead_idx"],
-        row_id=row["lead_row_id"],
-        image=row["image"],
+        index=record.lead_idx,
+        row_id=record.lead_row_id,
+        image=record.image,
         mode=mode,
-        status=RowStatus(row["status"]),
-        task_id=row["task_id"],
-        sub_task_id=row["sub_task_id"],
-        svg_url=row["svg_url"],
-        svg_bytes=row["svg_bytes"],
-        error=row["error"],
-        attempts=row["attempts"] or 0,
-        submitted_at=row["submitted_at"],
-        finished_at=row["finished_at"],
-        reused=bool(row["reused"]),
-        flags=split_flags(row["flags"]),
+        status=RowStatus(record.status),
+        task_id=record.task_id,
+        sub_task_id=record.sub_task_id,
+        svg_url=record.svg_url,
+        svg_bytes=record.svg_bytes,
+        error=record.error,
+        attempts=record.attempts or 0,
+        submitted_at=record.submitted_at,
+        finished_at=record.finished_at,
+        reused=bool(record.reused),
+        flags=split_flags(record.flags),
     )
-    ref = ImageRef(row["ref_kind"], row["ref_location"])
+    ref = ImageRef(record.ref_kind, record.ref_location)
     return Job(
-        row["key"],
-        row["fingerprint"],
+        record.key,
+        record.fingerprint,
         ref,
-        row["idem_key"],
+        record.idem_key,
         lead,
-        token_id=row["token_id"],
-        svg_sha256=row["svg_sha256"],
+        token_id=record.token_id,
+        svg_sha256=record.svg_sha256,
     )
 
 
 def outcome(job: Job) -> dict[str, Any]:
+    """What the job's steps changed, as its record's columns."""
     state = job.lead
-    return {
-        "status": str(state.status),
-        "error": state.error,
-        "task_id": state.task_id,
-        "sub_task_id": state.sub_task_id,
-        "svg_url": state.svg_url,
-        "svg_bytes": state.svg_bytes,
-        "svg_sha256": job.svg_sha256,
-        "attempts": state.attempts,
-        "submitted_at": state.submitted_at,
-        "finished_at": state.finished_at,
-        "reused": int(state.reused),
-        "idem_key": job.idem_key,
-        "token_id": job.token_id,
-        "flags": join_flags(state.flags),
-    }
+    return changes(
+        status=str(state.status),
+        error=state.error,
+        task_id=state.task_id,
+        sub_task_id=state.sub_task_id,
+        svg_url=state.svg_url,
+        svg_bytes=state.svg_bytes,
+        svg_sha256=job.svg_sha256,
+        attempts=state.attempts,
+        submitted_at=state.submitted_at,
+        finished_at=state.finished_at,
+        reused=int(state.reused),
+        idem_key=job.idem_key,
+        token_id=job.token_id,
+        flags=join_flags(state.flags),
+    )

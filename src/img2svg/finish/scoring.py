@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import sqlite3
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ import httpx
 from img2svg.finish.report_page import save_thumbnails, scores_json
 from img2svg.plan.decide import intact_copy
 from img2svg.quality import ScoreError, Scorer, ScoreRefused, flags_for
+from img2svg.run.jobs import JobRecord, changes
 from img2svg.run.rows import RowFlag, join_flags, split_flags
 from img2svg.run.settings import RunSettings
 from img2svg.stage.images import ImageRef, LocalPaths, source_bytes
@@ -47,7 +47,7 @@ async def score_chunk(
     gate = asyncio.Semaphore(scorer.workers * 2)  # sources read ahead of the workers, bounded
     scored = 0
 
-    async def one(job: sqlite3.Row) -> tuple[str, dict[str, Any]]:
+    async def one(job: JobRecord) -> tuple[str, dict[str, Any]]:
         async with gate:
             return await _score_one(job, http, local, settings, outputs, ledger, scorer)
 
@@ -66,7 +66,7 @@ async def score_chunk(
 
 
 async def _score_one(
-    job: sqlite3.Row,
+    job: JobRecord,
     http: httpx.AsyncClient,
     local: LocalPaths,
     settings: RunSettings,
@@ -74,38 +74,38 @@ async def _score_one(
     ledger: Ledger,
     scorer: Scorer,
 ) -> tuple[str, dict[str, Any]]:
-    flags = split_flags(job["flags"])
+    flags = split_flags(job.flags)
     try:
         svg = await asyncio.to_thread(_the_svg, job, outputs, ledger)
         source = await source_bytes(
-            ImageRef(job["ref_kind"], job["ref_location"]),
+            ImageRef(job.ref_kind, job.ref_location),
             http=http,
             max_bytes=settings.max_image_bytes,
             fetch_timeout_s=settings.fetch_timeout_s,
             local=local,
         )
         quality = await scorer.score(source, svg)  # the scorer bounds how many run at once
-        await asyncio.to_thread(save_thumbnails, outputs, job["key"], quality)
+        await asyncio.to_thread(save_thumbnails, outputs, job.key, quality)
         scores = scores_json(quality)
         flags += flags_for(quality)
-        await asyncio.to_thread(ledger.scored, job["key"], scores, join_flags(flags))
+        await asyncio.to_thread(ledger.scored, job.key, scores, join_flags(flags))
     except Exception as exc:  # a score is a courtesy: never the row's success, never the run
         reason = exc.reason if isinstance(exc, ScoreError) else f"{type(exc).__name__}: {exc}"
-        log.warning("not scored: %s: %s", job["lead_row_id"], reason)
+        log.warning("not scored: %s: %s", job.lead_row_id, reason)
         flags.append(str(RowFlag.UNSCORED))
-        return job["key"], {"flags": join_flags(flags), "quality": "{}"}
-    return job["key"], {"flags": join_flags(flags), "quality": scores}
+        return job.key, changes(flags=join_flags(flags), quality="{}")
+    return job.key, changes(flags=join_flags(flags), quality=scores)
 
 
-def _the_svg(job: sqlite3.Row, outputs: OutputStore, ledger: Ledger) -> bytes:
+def _the_svg(job: JobRecord, outputs: OutputStore, ledger: Ledger) -> bytes:
     """The job's SVG as recorded (its SHA-256): the lead row's file when this run wrote it; for
     an SVG reused from an earlier run, an intact copy wherever the ledger knows one (the lead
     row's own file is written only at the end, and may still hold another image's SVG)."""
-    expected = job["svg_sha256"]
-    data = outputs.read_bytes(f"svgs/{job['lead_row_id']}.svg")
+    expected = job.svg_sha256
+    data = outputs.read_bytes(f"svgs/{job.lead_row_id}.svg")
     if data is not None and (not expected or hashlib.sha256(data).hexdigest() == expected):
         return data
-    past = ledger.submission(job["key"])
+    past = ledger.submission(job.key)
     copy = intact_copy(past, ledger, outputs) if past is not None else None
     found = outputs.read_bytes(copy[0]) if copy is not None else None
     if found is None:

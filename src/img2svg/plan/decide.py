@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from img2svg.plan.identify import Identified
+from img2svg.run.jobs import JobRecord
 from img2svg.run.rows import ManifestRow, RowState, RowStatus
 from img2svg.stage.images import ImageRef, describe
 from img2svg.stores.ledger import Ledger, State, Submission, submission_key
@@ -96,32 +97,33 @@ class _Decider:
 
     def __call__(
         self, chunk: int, key: str, row: ManifestRow, item: Identified, past: Submission | None
-    ) -> dict[str, Any]:
+    ) -> JobRecord:
         options = self.options
-        assert item.ref is not None and item.fingerprint is not None
         job = _record(chunk, key, row, item)
         known = past  # even under --force, a new task needs a key of its own
         if options.force:
             past = None
         unconfirmed = past is not None and _unconfirmed(past, options)
         if unconfirmed and not options.resubmit_unconfirmed:
-            return job | _settled(RowStatus.UNCONFIRMED, _unconfirmed_reason(past), self.now)
+            return replace(
+                job, **_settled(RowStatus.UNCONFIRMED, _unconfirmed_reason(past), self.now)
+            )
         if past is not None and not unconfirmed:
             decided = self._from_history(past)
             if decided is not None:
-                return job | decided
+                return replace(job, **decided)
         if options.resubmit_unconfirmed and not unconfirmed:
-            return job | _settled(RowStatus.SKIPPED, _NOT_UNCONFIRMED, self.now)
+            return replace(job, **_settled(RowStatus.SKIPPED, _NOT_UNCONFIRMED, self.now))
         if options.limit is not None and self.submitted >= options.limit:
             reason = (
                 f"not submitted: the run's --limit of {options.limit} submissions was reached; "
                 "run again to continue"
             )
-            return job | _settled(RowStatus.SKIPPED, reason, self.now)
+            return replace(job, **_settled(RowStatus.SKIPPED, reason, self.now))
         self.submitted += 1
         renew = options.force or unconfirmed
         idem_key = _idempotency_key(key, known, options.backend, renew=renew)
-        return job | {"action": "submit", "status": str(RowStatus.PENDING), "idem_key": idem_key}
+        return replace(job, action="submit", status=str(RowStatus.PENDING), idem_key=idem_key)
 
     def _from_history(self, past: Submission) -> dict[str, Any] | None:
         """What earlier runs did to this job, when that settles it or asks for a poll."""
@@ -154,34 +156,18 @@ class _Decider:
         return None
 
 
-def _record(chunk: int, key: str, row: ManifestRow, item: Identified) -> dict[str, Any]:
-    assert item.ref is not None
-    return {
-        "key": key,
-        "chunk": chunk,
-        "lead_idx": row.index,
-        "lead_row_id": row.row_id,
-        "image": describe(row.image),
-        "fingerprint": item.fingerprint,
-        "ref_kind": item.ref.kind,
-        "ref_location": item.ref.location,
-        "action": "settled",
-        "idem_key": "",
-        "token_id": None,
-        "status": str(RowStatus.PENDING),
-        "error": None,
-        "task_id": None,
-        "sub_task_id": None,
-        "svg_url": None,
-        "svg_bytes": None,
-        "svg_sha256": None,
-        "attempts": 0,
-        "submitted_at": None,
-        "finished_at": None,
-        "reused": 0,
-        "flags": "",
-        "quality": None,
-    }
+def _record(chunk: int, key: str, row: ManifestRow, item: Identified) -> JobRecord:
+    assert item.ref is not None and item.fingerprint is not None
+    return JobRecord(
+        key=key,
+        chunk=chunk,
+        lead_idx=row.index,
+        lead_row_id=row.row_id,
+        image=describe(row.image),
+        fingerprint=item.fingerprint,
+        ref_kind=item.ref.kind,
+        ref_location=item.ref.location,
+    )
 
 
 def _settled(status: RowStatus, reason: str | None, now: float) -> dict[str, Any]:

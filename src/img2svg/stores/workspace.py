@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from img2svg.run.jobs import JOB_COLUMNS_SQL, JOB_FIELDS, JobRecord
 from img2svg.run.rows import ManifestRow, RowStatus, shard_of
 
 _SCHEMA = """
@@ -41,30 +42,7 @@ CREATE TABLE IF NOT EXISTS rows (
 CREATE INDEX IF NOT EXISTS rows_chunk ON rows (chunk);
 CREATE INDEX IF NOT EXISTS rows_key ON rows (key);
 CREATE TABLE IF NOT EXISTS jobs (
-    key           TEXT PRIMARY KEY,
-    chunk         INTEGER NOT NULL,
-    lead_idx      INTEGER NOT NULL,
-    lead_row_id   TEXT NOT NULL,
-    image         TEXT NOT NULL,
-    fingerprint   TEXT NOT NULL,
-    ref_kind      TEXT NOT NULL,
-    ref_location  TEXT NOT NULL,
-    action        TEXT NOT NULL,
-    idem_key      TEXT NOT NULL DEFAULT '',
-    token_id      TEXT,
-    status        TEXT NOT NULL,
-    error         TEXT,
-    task_id       TEXT,
-    sub_task_id   TEXT,
-    svg_url       TEXT,
-    svg_bytes     INTEGER,
-    svg_sha256    TEXT,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    submitted_at  REAL,
-    finished_at   REAL,
-    reused        INTEGER NOT NULL DEFAULT 0,
-    flags         TEXT NOT NULL DEFAULT '',
-    quality       TEXT
+    {jobs}
 );
 CREATE INDEX IF NOT EXISTS jobs_chunk ON jobs (chunk, action, status);
 CREATE TABLE IF NOT EXISTS chunks (
@@ -73,7 +51,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     submit_done   INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+""".replace("{jobs}", JOB_COLUMNS_SQL)
 
 
 @dataclass(frozen=True)
@@ -232,10 +210,10 @@ class Workspace:
         self,
         settled: Iterable[tuple[int, str, str | None]],
         followers: Iterable[tuple[int, str]],
-        jobs: Iterable[dict[str, Any]],
+        jobs: Iterable[JobRecord],
     ) -> None:
         """One transaction: rows settled on their own (idx, status, error), rows that follow a
-        job (idx, key), and the new jobs (one dict of job columns each)."""
+        job (idx, key), and the new jobs."""
         jobs = list(jobs)
         with self._lock:
             self.db.execute("BEGIN")
@@ -248,24 +226,24 @@ class Workspace:
                 [(key, idx) for idx, key in followers],
             )
             if jobs:
-                columns = list(jobs[0])
                 self.db.executemany(
-                    f"INSERT INTO jobs ({', '.join(columns)}) "
-                    f"VALUES ({', '.join(':' + c for c in columns)})",
-                    jobs,
+                    f"INSERT INTO jobs ({', '.join(JOB_FIELDS)}) "
+                    f"VALUES ({', '.join(':' + c for c in JOB_FIELDS)})",
+                    [job.values() for job in jobs],
                 )
             self.db.execute("COMMIT")
 
     # -- submitting and polling ----------------------------------------------------------------
 
-    def jobs(self, chunk: int, status: str, action: str | None = None) -> list[sqlite3.Row]:
+    def jobs(self, chunk: int, status: str, action: str | None = None) -> list[JobRecord]:
         """The chunk's jobs in this status (and with this action), in manifest order."""
         query = "SELECT * FROM jobs WHERE chunk = ? AND status = ?"
         params: tuple[object, ...] = (chunk, status)
         if action is not None:
             query, params = query + " AND action = ?", (*params, action)
         with self._lock:
-            return self.db.execute(query + " ORDER BY lead_idx", params).fetchall()
+            found = self.db.execute(query + " ORDER BY lead_idx", params).fetchall()
+        return [JobRecord.from_row(row) for row in found]
 
     def save_outcomes(self, outcomes: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """(key, {column: value}) for jobs whose state moved."""
@@ -371,15 +349,16 @@ class Workspace:
             ).fetchone()
         return int(n)
 
-    def jobs_to_score(self, chunk: int) -> list[sqlite3.Row]:
+    def jobs_to_score(self, chunk: int) -> list[JobRecord]:
         """The chunk's succeeded jobs without scores (new, or reused from a ledger that had
-        none): (key, lead_row_id, ref_kind, ref_location, flags, svg_sha256)."""
+        none)."""
         with self._lock:
-            return self.db.execute(
-                "SELECT key, lead_row_id, ref_kind, ref_location, flags, svg_sha256 FROM jobs "
+            found = self.db.execute(
+                "SELECT * FROM jobs "
                 "WHERE chunk = ? AND status = 'succeeded' AND quality IS NULL ORDER BY lead_idx",
                 (chunk,),
             ).fetchall()
+        return [JobRecord.from_row(row) for row in found]
 
     def rows_of_succeeded_jobs(self, chunk: int) -> list[sqlite3.Row]:
         """(row_id, key, lead_row_id, svg_sha256) of the chunk's rows whose job succeeded."""
