@@ -21,8 +21,8 @@ from flows.shards import convert_in_shards
 from flows.steps import convert_chunks, cost, plan_chunks
 from img2svg.finish.summary import RunSummary
 from img2svg.run.parameters import RunParameters, takes
-from tasks.manifest import stage_manifest
 from tasks.finish import publish_report, write_results
+from tasks.manifest import stage_manifest
 
 
 @flow(

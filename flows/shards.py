@@ -43,9 +43,9 @@ from img2svg.stores.placement import (
     parts_folder,
     without_password,
 )
+from tasks.finish import export_part, merge_results
 from tasks.limits import shared_limit_exists
 from tasks.manifest import stage_manifest
-from tasks.finish import export_part, merge_results
 
 # How often the parent looks at its shards, and how long a shard's lock may be free before the
 # shard counts as dead: `Running`, it takes the lock within seconds; `Pending` (a worker took it
