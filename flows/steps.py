@@ -7,7 +7,6 @@ holds one chunk at a time whatever the catalog's size; they hand back small coun
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import replace
 
 from prefect import get_run_logger
@@ -30,9 +29,9 @@ from tasks.score import score_svgs
 def plan_chunks(run: PreparedRun, staged: Staged) -> dict[str, int]:
     """Plan every chunk, in order (the first row of an image leads its duplicates): the run's
     cost, as the chunks' counts added up."""
-    total: Counter[str] = Counter()
+    total: dict[str, int] = {}
     for chunk in range(staged.chunks):
-        total += plan_chunk.submit(
+        counts = plan_chunk.submit(
             staged.workspace,
             chunk,
             settings=run.settings,
@@ -41,8 +40,12 @@ def plan_chunks(run: PreparedRun, staged: Staged) -> dict[str, int]:
             out=run.out,
             ledger_location=run.task_ledger,
         ).result()
-    get_run_logger().info("plan: %s", dict(total))
-    return dict(total)
+        for name, n in counts.items():  # every name kept, zeros too: the dry run's table
+            total[name] = total.get(name, 0) + n
+    if not total:  # an empty manifest
+        total = {"tasks_to_submit": 0, "rows_to_submit": 0, "tasks_to_poll": 0, "rows_to_poll": 0}
+    get_run_logger().info("plan: %s", total)
+    return total
 
 
 def cost(plan: dict[str, int]) -> State:
@@ -144,16 +147,18 @@ def _follow(
             shown.update()
             finished, _ = wait([*pending.values(), *unsent.values()], timeout=shown.every)
             for chunk, future in list(unsent.items()):
-                if future.state.is_failed() or future.state.is_crashed():
-                    reason = f"not submitted: its chunk's submit failed: {future.state.message}"
+                state = future.state  # read once: each read may ask the Prefect API
+                if state.is_failed() or state.is_crashed():
+                    reason = f"not submitted: its chunk's submit failed: {state.message}"
                     close_unsent(work, chunk, reason)
-                if future.state.is_final():
+                if state.is_final():
                     del unsent[chunk]
             for chunk, future in list(pending.items()):
                 if future in finished:
                     del pending[chunk]
-                    if future.state.is_failed() or future.state.is_crashed():
-                        reason = f"the chunk's poll task failed: {future.state.message}"
+                    state = future.state
+                    if state.is_failed() or state.is_crashed():
+                        reason = f"the chunk's poll task failed: {state.message}"
                         close_chunk(work, chunk, reason, throttle)
         shown.update()
 

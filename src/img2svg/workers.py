@@ -44,6 +44,7 @@ class SupervisedPool:
         max_tasks: tasks before a worker is replaced by a fresh process.
         initializer, initargs: run in each worker before its first task (after `limit_worker`).
         context: the multiprocessing context workers start from (spawn, forkserver).
+        crashed: the error a task fails with when its pool broke and was replaced.
     """
 
     def __init__(
@@ -56,8 +57,10 @@ class SupervisedPool:
         initializer: Callable[..., None],
         initargs: tuple[Any, ...],
         context: multiprocessing.context.BaseContext,
+        crashed: Callable[[], BaseException],
     ) -> None:
         self.name = name
+        self._crashed = crashed  # what a task of a pool replaced under it fails with
         self.workers = workers
         self.timeout_s = timeout_s
         self._options = {
@@ -97,13 +100,13 @@ class SupervisedPool:
         future.add_done_callback(self._forget)
         return future
 
-    def replace_if_broken(self, reason: BaseException, error: BaseException) -> None:
+    def replace_if_broken(self, reason: BaseException) -> None:
         """After a BrokenProcessPool: every task of the broken pool lands here, so the pool is
-        replaced once; its unresolved futures fail with `error`."""
+        replaced once."""
         with self._lock:
             if not self.closed and self._pool is not None and not self._pool.active:
                 log.warning("%s pool broke (%s); starting a new one", self.name, reason)
-                self._replace(error)
+                self._replace()
 
     def close(self, error: BaseException) -> None:
         """Stop the workers and wait for them (blocking: from an event loop, in a thread);
@@ -133,16 +136,18 @@ class SupervisedPool:
         _ = pool.active  # starts the workers now
         return pool
 
-    def _replace(self, error: BaseException | None = None) -> ProcessPool:
-        """The old pool's workers are stopped in the background; its futures are failed."""
+    def _replace(self) -> ProcessPool:
+        """A new pool now; the old one is stopped and joined in the background, then the
+        futures it left unresolved fail (after the join: a future is resolved once)."""
         old, self._pool = self._pool, self._new()
         if old is not None:
             old.stop()
-            failure = error or RuntimeError(f"{self.name} processes died; the pool was restarted")
-            self._abandon(old, failure)
-            reaper = threading.Thread(target=old.join, name=f"img2svg-{self.name}-reaper")
-            reaper.daemon = True
-            reaper.start()
+
+            def reap(old: ProcessPool = old) -> None:
+                old.join()
+                self._abandon(old, self._crashed())
+
+            threading.Thread(target=reap, name=f"img2svg-{self.name}-reaper", daemon=True).start()
         return self._pool
 
     def _forget(self, future: Future[Any]) -> None:

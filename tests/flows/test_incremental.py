@@ -98,6 +98,8 @@ def test_force_dry_run_and_limit(start_service, tmp_path: Path) -> None:
     assert _run(manifest, out, service.url).is_completed()
     assert _created(service.url) == 5
     assert pd.read_parquet(out / "results.parquet")["status"].eq("succeeded").all()
+    nothing_left = _run(manifest, out, service.url, dry_run=True).result()  # zeros are counts too
+    assert nothing_left["tasks_to_submit"] == nothing_left["tasks_to_poll"] == 0
 
     assert _run(manifest, out, service.url, force=True).is_completed()
     forced = pd.read_parquet(out / "results.parquet")

@@ -11,7 +11,7 @@ import pytest
 
 from img2svg.client import Throttle
 from img2svg.convert.jobs import Clock, Poller, make_client, submit_jobs
-from img2svg.plan.decide import Job
+from img2svg.run.jobs import Job
 from img2svg.run.rows import RowState, RowStatus
 from img2svg.run.settings import Endpoint, RunSettings
 from img2svg.stage.images import classify

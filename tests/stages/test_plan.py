@@ -6,8 +6,8 @@ from pathlib import Path
 
 from img2svg.plan.decide import PlanOptions, decide_rows
 from img2svg.plan.identify import Identified
+from img2svg.run.jobs import ImageRef
 from img2svg.run.rows import ManifestRow
-from img2svg.stage.images import ImageRef
 from img2svg.stores.ledger import Ledger, submission_key
 from img2svg.stores.outputs import OutputStore
 from img2svg.stores.workspace import Workspace

@@ -402,3 +402,46 @@ def test_transform_functions_keep_their_case_and_draw_the_same() -> None:
     text, _ = clean(data, changed=False)
     assert 'transform="rotate(-25 4 4) skewX(10) scale(1)"' in text
     assert np.array_equal(render(text.encode()), render(data))
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000", "\u0085", "\u2028"])
+def test_a_link_padded_with_unicode_space_is_not_local(space: str) -> None:
+    """A URL parser trims ASCII whitespace only: `\u00a0#x` is a relative URL, not a fragment."""
+    text, _ = clean(svg(f'{RECT}<image href="{space}#x"/><use href="{space}#x"/>'))
+    assert "<image" not in text and "<use" not in text
+
+
+def test_links_are_written_back_as_checked() -> None:
+    pixel = "iVBORw0KGgo="
+    data = svg(
+        f'<linearGradient id="g" href=" #h "/><image href=" data:image/png;base64,{pixel}"/>'
+    )
+    text, _ = clean(data, changed=False)
+    assert 'href="#h"' in text and f'href="data:image/png;base64,{pixel}"' in text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<rect fill="' + "rgb(" * 400 + '"/>',
+        '<rect style="fill:' + "calc(" * 3000 + "1" + ")" * 3000 + '"/>',
+        "<style>" + ":not(" * 400 + "a{fill:red}</style>",
+        '<style media="' + "(" * 400 + '"/>',
+    ],
+)
+def test_deeply_nested_css_is_dropped_not_a_crash(body: str) -> None:
+    try:
+        text, _ = clean(svg(RECT + body))
+    except InvalidSvg:
+        return
+    assert "rgb(" not in text and ":not(" not in text and "calc(" not in text
+
+
+def test_ids_of_any_script_and_digits_and_font_names_of_any_script_stay() -> None:
+    data = svg(
+        '<linearGradient id="1"/><rect fill="url(#1)" stroke="url(#é)"/>'
+        "<text font-family=\"'微软雅黑', sans-serif\" style=\"font-family:'Noto Sans JP'\">a</text>"
+    )
+    text, _ = clean(data, changed=False)
+    assert 'fill="url(#1)"' in text and 'stroke="url(#é)"' in text
+    assert "微软雅黑" in text and "Noto Sans JP" in text

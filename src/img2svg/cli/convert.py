@@ -7,7 +7,7 @@ import os
 import sys
 import typing
 from contextlib import nullcontext
-from typing import Any
+from typing import Annotated, Any
 
 # Flags that read better with a placeholder than with their upper-cased name.
 METAVARS = {
@@ -85,7 +85,10 @@ def add_model_options(
         elif args and typing.get_origin(args[0]) is list:
             parser.add_argument(flag, action="append", metavar=metavars.get(name), help=described)
         else:
-            adapter = TypeAdapter(field.annotation)
+            annotated = (
+                Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+            )
+            adapter = TypeAdapter(annotated)
 
             def checked(text: str, adapter: TypeAdapter[Any] = adapter) -> Any:
                 try:

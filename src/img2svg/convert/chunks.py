@@ -15,8 +15,7 @@ from typing import Any
 
 from img2svg.client import Throttle
 from img2svg.convert.jobs import Poller, make_client, submit_jobs
-from img2svg.plan.decide import Job
-from img2svg.run.jobs import JobRecord, changes
+from img2svg.run.jobs import Job, JobRecord, changes
 from img2svg.run.rows import RowState, RowStatus, join_flags, split_flags
 from img2svg.run.settings import Endpoint, RunSettings
 from img2svg.stage.images import (

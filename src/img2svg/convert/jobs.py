@@ -25,7 +25,7 @@ from img2svg.client import (
     Unauthorized,
     Verdict,
 )
-from img2svg.plan.decide import Job
+from img2svg.run.jobs import Job
 from img2svg.run.rows import RowFlag, RowStatus, join_flags
 from img2svg.run.settings import Endpoint, RunSettings
 from img2svg.stage.images import ImageUnavailable, InvalidImageRef, prepare

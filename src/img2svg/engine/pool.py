@@ -69,6 +69,7 @@ class VectorizerPool:
             initializer=_init_worker,
             initargs=(limits.memory_bytes,),
             context=multiprocessing.get_context("spawn"),
+            crashed=lambda: ConversionCrashed("vectorizer processes died; the pool was restarted"),
         )
         self._pool.start()  # now, not on the first request
 
@@ -126,9 +127,8 @@ class VectorizerPool:
         if isinstance(exc, BrokenProcessPool):
             if self._pool.closed:
                 return ConversionFailed("the vectorizer pool was shut down")
-            crashed = ConversionCrashed("vectorizer processes died; the pool was restarted")
-            self._pool.replace_if_broken(exc, crashed)
-            return crashed
+            self._pool.replace_if_broken(exc)
+            return ConversionCrashed("vectorizer processes died; the pool was restarted")
         if isinstance(exc, MemoryError):
             return ConversionFailed("out of memory while converting")
         return exc

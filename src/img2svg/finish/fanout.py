@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from img2svg.plan.decide import intact_copy
+from img2svg.stores.copies import intact_copy
 from img2svg.stores.ledger import Ledger, RowWrite
 from img2svg.stores.outputs import OutputStore
 from img2svg.stores.workspace import Workspace

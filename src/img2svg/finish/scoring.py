@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 
 from img2svg.finish.report_page import save_thumbnails, scores_json
-from img2svg.plan.decide import intact_copy
 from img2svg.quality import ScoreError, Scorer, ScoreRefused, flags_for
-from img2svg.run.jobs import JobRecord, changes
+from img2svg.run.jobs import ImageRef, JobRecord, changes
 from img2svg.run.rows import RowFlag, join_flags, split_flags
 from img2svg.run.settings import RunSettings
-from img2svg.stage.images import ImageRef, LocalPaths, source_bytes
+from img2svg.stage.images import LocalPaths, source_bytes
+from img2svg.stores.copies import intact_copy
 from img2svg.stores.ledger import Ledger
 from img2svg.stores.outputs import OutputStore
 from img2svg.stores.workspace import Workspace

@@ -22,24 +22,12 @@ from typing import Any
 
 from img2svg.plan.identify import Identified
 from img2svg.run.jobs import JobRecord
-from img2svg.run.rows import ManifestRow, RowState, RowStatus
-from img2svg.stage.images import ImageRef, describe
+from img2svg.run.rows import ManifestRow, RowStatus
+from img2svg.stage.images import describe
+from img2svg.stores.copies import intact_copy
 from img2svg.stores.ledger import Ledger, State, Submission, submission_key
 from img2svg.stores.outputs import OutputStore
 from img2svg.stores.workspace import Workspace
-
-
-@dataclass
-class Job:
-    """One distinct (image, mode): at most one task on the API, shared by `rows`."""
-
-    key: str
-    fingerprint: str
-    ref: ImageRef
-    idem_key: str
-    lead: RowState  # carries the task's progress; the first row holding the image
-    token_id: str | None = None  # which token submitted the task (the API may scope tasks by it)
-    svg_sha256: str | None = None  # once the SVG is written
 
 
 @dataclass(frozen=True)
@@ -191,36 +179,6 @@ def _poll(past: Submission) -> dict[str, Any]:
         "idem_key": past.idem_key,
         **_task_fields(past),
     }
-
-
-def intact_copy(
-    past: Submission, ledger: Ledger, outputs: OutputStore, first: Sequence[str] = ()
-) -> tuple[str, int] | None:
-    """(relative path, size) of an intact copy of a succeeded submission's SVG, if one is left;
-    `first`: relative paths to try before the ledger's.
-
-    A copy whose size and mtime are those recorded when it was written is intact without being
-    read; any other is read and hashed."""
-    if not past.svg_sha256:
-        return None
-    candidates = [(path, None, None) for path in first]
-    if past.svg_path:
-        candidates.append((past.svg_path, None, None))
-    candidates += [(r.svg_path, r.svg_size, r.svg_mtime_ns) for r in ledger.rows_of(past.key)]
-    for path, size, mtime_ns in candidates:
-        relative = relative_svg_path(path)
-        if size is not None and outputs.unchanged(relative, size, mtime_ns):
-            return relative, size
-        data = outputs.read_bytes(relative)
-        if data is not None and hashlib.sha256(data).hexdigest() == past.svg_sha256:
-            return relative, len(data)
-    return None
-
-
-def relative_svg_path(path: str) -> str:
-    """Ledgers of earlier versions recorded absolute locations; today's record `svgs/<id>.svg`."""
-    marker = "svgs/"
-    return path[path.rindex(marker) :] if marker in path else path
 
 
 def _unconfirmed(past: Submission, options: PlanOptions) -> bool:

@@ -91,6 +91,7 @@ class Scorer:
             initializer=_init_worker,
             initargs=(memory_bytes,),
             context=_forkserver(),
+            crashed=lambda: ScoreCrashed("scoring processes died; the pool was restarted"),
         )
 
     async def __aenter__(self) -> Scorer:
@@ -142,9 +143,8 @@ class Scorer:
         if isinstance(exc, ProcessExpired):
             return ScoreCrashed(f"the scoring process died ({death(exc.exitcode)})")
         if isinstance(exc, BrokenProcessPool):
-            crashed = ScoreCrashed("scoring processes died; the pool was restarted")
-            self._pool.replace_if_broken(exc, crashed)
-            return crashed
+            self._pool.replace_if_broken(exc)
+            return ScoreCrashed("scoring processes died; the pool was restarted")
         return ScoreFailed(f"scoring failed: {type(exc).__name__}: {exc}")
 
 

@@ -11,7 +11,33 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from img2svg.run.rows import RowState
+
+RefKind = Literal["url", "path", "data"]
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """How an image is sent to the API: a URL it fetches, or bytes read from a path or data."""
+
+    kind: RefKind
+    location: str  # URL, fsspec path/URL, or the data: URI itself
+
+
+@dataclass
+class Job:
+    """One distinct (image, mode) on its way: at most one task on the API, whose progress its
+    lead row carries; made from a `JobRecord` by the submit and poll steps."""
+
+    key: str
+    fingerprint: str
+    ref: ImageRef
+    idem_key: str
+    lead: RowState  # carries the task's progress; the first row holding the image
+    token_id: str | None = None  # which token submitted the task (the API may scope tasks by it)
+    svg_sha256: str | None = None  # once the SVG is written
 
 
 @dataclass(frozen=True)

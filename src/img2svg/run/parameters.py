@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SHARED_LIMIT = "img2svg-submissions"
 """The Prefect global concurrency limit every submission to a remote API takes a slot of."""
@@ -148,6 +148,13 @@ class RunParameters(BaseModel):
         description="Score every new SVG against its source (ssim, psnr, paths; flags such as "
         "low_fidelity) for the results and report.html; false saves the CPU it takes.",
     )
+
+    @model_validator(mode="after")
+    def _one_chunk_size(self) -> RunParameters:
+        both = self.batch_size is not None and "chunk_size" in self.model_fields_set
+        if both and self.batch_size != self.chunk_size:
+            raise ValueError("give chunk_size only (batch_size is its deprecated name)")
+        return self
 
     @property
     def rows_per_chunk(self) -> int:

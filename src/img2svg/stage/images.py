@@ -21,7 +21,6 @@ import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import fsspec
@@ -30,8 +29,8 @@ from fsspec.core import split_protocol
 
 from img2svg.net.fetch import FetchError, FetchLimits, fetch_url
 from img2svg.net.guard import URLRefused, is_private_host
+from img2svg.run.jobs import ImageRef
 
-RefKind = Literal["url", "path", "data"]
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -41,12 +40,6 @@ class InvalidImageRef(ValueError):
 
 class ImageUnavailable(ValueError):
     """The reference is well-formed but its bytes could not be read or fetched right now."""
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    kind: RefKind
-    location: str  # URL, fsspec path/URL, or the data: URI itself
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ no HTML or XML parser can read it as markup.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -64,7 +65,8 @@ _FUNCTIONS = frozenset(
 _UNITS = frozenset(
     {
         "px", "em", "ex", "rem", "ch", "pt", "pc", "cm", "mm", "in", "q", "vw", "vh", "vmin",
-        "vmax", "deg", "rad", "grad", "turn", "s", "ms",
+        "vmax", "vi", "vb", "dvh", "dvw", "svh", "svw", "lvh", "lvw", "lh", "rlh", "cqw",
+        "cqh", "cqi", "cqb", "cqmin", "cqmax", "deg", "rad", "grad", "turn", "s", "ms",
     }
 )  # fmt: skip
 _VALUE_LITERALS = frozenset({",", "/", "+", "-", "*"})
@@ -73,13 +75,18 @@ _ATTRIBUTE_LITERALS = frozenset({"=", "~=", "|=", "^=", "$=", "*="})
 _SELECTOR_FUNCTIONS = frozenset(
     {"not", "is", "where", "nth-child", "nth-last-child", "nth-of-type", "nth-last-of-type"}
 )
-_IDENT = re.compile(r"-?[A-Za-z_][A-Za-z0-9_-]*")
+_IDENT = re.compile(r"-?[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\-\u0080-\U0010ffff]*")
 _COLOUR = re.compile(r"[0-9A-Fa-f]{3,8}")
-_FONT_NAME = re.compile(r"[A-Za-z0-9 _.,-]*")
-_LOCAL_ID = re.compile(r"\s*#([A-Za-z_][A-Za-z0-9_.:-]*)\s*")
+# Quoted strings (font names): any script, but no quote, backslash, markup or control
+# character, and nothing a careless reader of the written sheet could take for syntax.
+_FONT_NAME = re.compile(r"[^\x00-\x1f\x7f'\"\\<>&{}();*/]*")
+# A fragment of this document: CSS and URL parsers trim ASCII whitespace only.
+LOCAL_ID = re.compile(r"[ \t\n\r\f]*#([^\x00-\x20\x7f'\"()\\<>&]+)[ \t\n\r\f]*")
+_MAX_DEPTH = 16  # nested functions or blocks: deeper is no drawing's, and recursion is bounded
 _NEWLINES = re.compile(r"\r\n|[\r\f]")
 
 
+@functools.lru_cache(maxsize=4096)  # a drawing repeats its colours and widths thousands of times
 def clean_value(prop: str, text: str) -> str | None:
     """The value of `prop` written anew from its tokens, or None when anything in it is not
     on the allowlist (a presentation attribute is a CSS value too)."""
@@ -118,7 +125,7 @@ def _rules(
         if isinstance(rule, ast.QualifiedRule):
             selector = _selector(rule.prelude) if "\\" not in raw else None
             if selector is None:
-                dropped.append(f"rule {_show(tinycss2.serialize(rule.prelude))}")
+                dropped.append(f"rule {_show(raw.partition('{')[0])}")
                 continue
             items = tinycss2.parse_blocks_contents(
                 rule.content or [], skip_comments=True, skip_whitespace=True
@@ -168,8 +175,12 @@ def _declarations(items: Sequence[ast.Node], raws: Sequence[str]) -> tuple[str, 
     return ";".join(kept), dropped
 
 
-def _value_tokens(tokens: Iterable[ast.Node], *, strings: bool) -> list[ast.Node] | None:
+def _value_tokens(
+    tokens: Iterable[ast.Node], *, strings: bool, depth: int = 0
+) -> list[ast.Node] | None:
     """The tokens as they may be written (a local url normalised), or None if one is refused."""
+    if depth > _MAX_DEPTH:
+        return None
     kept: list[ast.Node] = []
     for token in tokens:
         match token:
@@ -187,7 +198,7 @@ def _value_tokens(tokens: Iterable[ast.Node], *, strings: bool) -> list[ast.Node
                 kept.append(token)
             case ast.StringToken() if strings and _FONT_NAME.fullmatch(token.value):
                 kept.append(token)
-            case ast.URLToken() if local := _LOCAL_ID.fullmatch(token.value):
+            case ast.URLToken() if local := LOCAL_ID.fullmatch(token.value):
                 kept.append(_local_url(token, local[1]))
             case ast.FunctionBlock() if token.lower_name == "url":
                 local = _quoted_local_id(token.arguments)
@@ -195,7 +206,7 @@ def _value_tokens(tokens: Iterable[ast.Node], *, strings: bool) -> list[ast.Node
                     return None
                 kept.append(_local_url(token, local))
             case ast.FunctionBlock() if token.lower_name in _FUNCTIONS:
-                arguments = _value_tokens(token.arguments, strings=False)
+                arguments = _value_tokens(token.arguments, strings=False, depth=depth + 1)
                 if arguments is None:
                     return None
                 kept.append(ast.FunctionBlock(token.source_line, token.source_column,
@@ -210,7 +221,7 @@ def _quoted_local_id(arguments: Sequence[ast.Node]) -> str | None:
     meaningful = [token for token in arguments if not isinstance(token, ast.WhitespaceToken)]
     if len(meaningful) != 1 or not isinstance(meaningful[0], ast.StringToken):
         return None
-    local = _LOCAL_ID.fullmatch(meaningful[0].value)
+    local = LOCAL_ID.fullmatch(meaningful[0].value)
     return local[1] if local else None
 
 
@@ -227,8 +238,10 @@ def _selector(tokens: Sequence[ast.Node]) -> str | None:
     return written or None
 
 
-def _selector_token(token: ast.Node, *, nested: bool = False) -> bool:
+def _selector_token(token: ast.Node, *, depth: int = 0) -> bool:
     """Names, classes, ids, combinators, attribute tests and plain pseudo-classes."""
+    if depth > _MAX_DEPTH:
+        return False
     match token:
         case ast.WhitespaceToken():
             return True
@@ -237,11 +250,11 @@ def _selector_token(token: ast.Node, *, nested: bool = False) -> bool:
         case ast.LiteralToken():
             return token.value in _SELECTOR_LITERALS
         case ast.NumberToken() | ast.DimensionToken():  # :nth-child(2n+1)
-            return nested
+            return depth > 0
         case ast.SquareBracketsBlock():
             return all(_attribute_test_token(inner) for inner in token.content)
         case ast.FunctionBlock() if token.lower_name in _SELECTOR_FUNCTIONS:
-            return all(_selector_token(inner, nested=True) for inner in token.arguments)
+            return all(_selector_token(inner, depth=depth + 1) for inner in token.arguments)
     return False
 
 
@@ -265,7 +278,9 @@ def _media_query(tokens: Sequence[ast.Node]) -> str | None:
     return written if written and all(_media_token(token) for token in tokens) else None
 
 
-def _media_token(token: ast.Node) -> bool:
+def _media_token(token: ast.Node, depth: int = 0) -> bool:
+    if depth > _MAX_DEPTH:
+        return False
     match token:
         case ast.WhitespaceToken() | ast.NumberToken() | ast.PercentageToken():
             return True
@@ -276,7 +291,7 @@ def _media_token(token: ast.Node) -> bool:
         case ast.LiteralToken():
             return token.value in {",", ":", "/"}
         case ast.ParenthesesBlock():
-            return all(_media_token(inner) for inner in token.content)
+            return all(_media_token(inner, depth + 1) for inner in token.content)
     return False
 
 

@@ -36,7 +36,14 @@ from defusedxml.common import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
 from img2svg.svg.check import InvalidSvg
-from img2svg.svg.css import PRESENTATION, clean_declarations, clean_media, clean_sheet, clean_value
+from img2svg.svg.css import (
+    LOCAL_ID,
+    PRESENTATION,
+    clean_declarations,
+    clean_media,
+    clean_sheet,
+    clean_value,
+)
 from img2svg.svg.serialize import SVG_NS, XLINK_NS, XML_NS, local_name, split_name, write_svg
 
 ELEMENTS = frozenset(
@@ -61,9 +68,8 @@ ATTRIBUTES = PRESENTATION | frozenset(
 )  # fmt: skip
 _LINKING = frozenset({"use", "image", "linearGradient", "radialGradient", "pattern"})
 _TEXT_ONLY = frozenset({"title", "desc"})  # HTML integration points: children would be HTML
-_RASTER = re.compile(
-    r"\s*data:image/(?:png|jpeg|jpg|gif|webp);base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE
-)
+_RASTER = re.compile(r"data:image/(?:png|jpeg|jpg|gif|webp);base64,[A-Za-z0-9+/=]*", re.IGNORECASE)
+_URL_SPACE = " \t\n\r\f"  # what a URL parser trims; never Unicode spaces, which it keeps
 
 
 class Sanitized(NamedTuple):
@@ -78,6 +84,13 @@ class Sanitized(NamedTuple):
 def sanitize_svg(data: bytes) -> Sanitized:
     """Remove from an SVG document whatever does not draw and write it anew; InvalidSvg if it
     cannot be parsed safely or its root is not an SVG <svg>."""
+    try:
+        return _sanitize(data)
+    except RecursionError:  # nesting no parser bound caught: refused, never a crash
+        raise InvalidSvg("the SVG nests too deeply to be checked") from None
+
+
+def _sanitize(data: bytes) -> Sanitized:
     root, instructions = _parse(data)
     namespace, name = split_name(root.tag)
     if name != "svg" or namespace not in ("", SVG_NS):
@@ -141,7 +154,7 @@ def _judge(element: ET.Element, parent: str, namespace: str, removed: Counter[st
     if name in ("use", "image"):
         for key in ("href", f"{{{XLINK_NS}}}href"):
             link = element.get(key)
-            if link is not None and not _allowed_link(name, link):
+            if link is not None and _allowed_link(name, link) is None:
                 return f"<{name}> linking {_show(link)}"
     if name == "style":
         if len(element):
@@ -179,8 +192,9 @@ def _clean_attributes(element: ET.Element, removed: Counter[str]) -> None:
 def _attribute(tag: str, ns: str, name: str, value: str) -> tuple[str | None, str | None]:
     """(the value to keep or None, why content went or None)."""
     if name == "href" and ns in ("", XLINK_NS):
-        if tag in _LINKING and _allowed_link(tag, value):
-            return value, None
+        link = _allowed_link(tag, value) if tag in _LINKING else None
+        if link is not None:
+            return link, None
         return None, f"href {_show(value)} on <{tag}>"
     if ns == XML_NS and name in ("space", "lang"):
         return value, None
@@ -198,9 +212,16 @@ def _attribute(tag: str, ns: str, name: str, value: str) -> tuple[str | None, st
     return value, None
 
 
-def _allowed_link(tag: str, link: str) -> bool:
-    """A fragment of this document; for an <image>, also a raster image inlined as data."""
-    return link.strip().startswith("#") or (tag == "image" and _RASTER.fullmatch(link) is not None)
+def _allowed_link(tag: str, link: str) -> str | None:
+    """The link as it may be written, when it is a fragment of this document or, for an
+    <image>, a raster image inlined as data; None otherwise."""
+    local = LOCAL_ID.fullmatch(link)
+    if local is not None:
+        return f"#{local[1]}"
+    data = "".join(link.strip(_URL_SPACE).split())  # base64 may be wrapped over lines
+    if tag == "image" and _RASTER.fullmatch(data) and data.isascii():
+        return data
+    return None
 
 
 def _show(value: str, limit: int = 60) -> str:
