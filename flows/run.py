@@ -33,6 +33,7 @@ from img2svg.run.parameters import RunParameters
 from img2svg.run.settings import RunSettings
 from img2svg.stage.manifest import ManifestSource, open_manifest
 from img2svg.stores.ledger import Ledger
+from img2svg.stores.leftovers import Swept, sweep_temporary, sweep_workspaces, workspace_lease
 from img2svg.stores.outputs import OutputStore
 from img2svg.stores.placement import (
     is_shared_ledger,
@@ -141,12 +142,16 @@ def prepare_run(
 
 @contextmanager
 def run_workspace(run: PreparedRun) -> Iterator[str]:
-    """A fresh workspace file for the run (beside the ledger), removed when the run ends."""
-    path = workspace_dir(run.ledger) / f"{uuid.uuid4()}.sqlite3"
-    try:
-        yield str(path)
-    finally:
-        remove_workspace(path)
+    """A fresh workspace file for the run (beside the ledger), leased while the run lives and
+    removed when it ends; workspaces of runs that died are removed first."""
+    runs = workspace_dir(run.ledger)
+    _report_sweep(sweep_workspaces(runs))
+    path = runs / f"{uuid.uuid4()}.sqlite3"
+    with workspace_lease(path):
+        try:
+            yield str(path)
+        finally:
+            remove_workspace(path)
 
 
 def remove_workspace(path: Path | str) -> None:
@@ -162,7 +167,19 @@ def exclusive_run(run: PreparedRun) -> Iterator[None]:
         yield
         return
     with Ledger(run.ledger) as ledger, ledger.run_lock(run.out):
+        _report_sweep(sweep_temporary(run.outputs))  # no run writes here now
         yield
+
+
+def _report_sweep(swept: Swept) -> None:
+    removed = len(swept.workspaces) + len(swept.temporary)
+    if removed:
+        get_run_logger().info(
+            "removed what killed runs left: %d workspaces, %d temporary files (%.1f MB)",
+            len(swept.workspaces),
+            len(swept.temporary),
+            swept.freed_bytes / 1e6,
+        )
 
 
 def run_id() -> str:

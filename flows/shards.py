@@ -37,6 +37,7 @@ from img2svg.finish.summary import RunSummary
 from img2svg.run.parameters import ShardSpec
 from img2svg.run.settings import HIDREAM_RATE_PER_MINUTE
 from img2svg.stores.ledger import Ledger, RunInProgress
+from img2svg.stores.leftovers import sweep_temporary
 from img2svg.stores.placement import (
     check_shardable,
     part_location,
@@ -106,6 +107,7 @@ def convert_in_shards(run: PreparedRun) -> RunSummary:
     logger = get_run_logger()
     parent = run_id()
     with Ledger(run.ledger) as book, book.run_lock(run.out), run_workspace(run) as workspace:
+        sweep_temporary(run.outputs)  # what killed writers left: no run writes here now
         try:
             staged = stage_manifest(run.source, workspace, params.rows_per_chunk)
             logger.info(

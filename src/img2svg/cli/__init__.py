@@ -1,4 +1,5 @@
-"""The `img2svg` command: `serve` runs the local service, `convert` runs the pipeline."""
+"""The `img2svg` command: `serve` runs the local service, `convert` runs the pipeline, `gc`
+removes what killed runs left behind."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 
 from img2svg import __version__
-from img2svg.cli import serve
+from img2svg.cli import gc, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         convert = None
     if convert is not None:
         convert.add_parser(commands)
+    gc.add_parser(commands)
     return parser
 
 
