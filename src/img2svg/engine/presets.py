@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from img2svg.engine.flat import FlatSettings
+
 Mode = Literal["fast", "slow"]
 
 # The gradient guard re-traces with this many colours (notes: 256 turned 11 dB into 33 dB).
@@ -50,6 +52,7 @@ class Preset:
     max_side: int | None
     colours: int | None
     vtracer: dict[str, object] = field(default_factory=dict)
+    flat: FlatSettings | None = None
 
     def vtracer_kwargs(self) -> dict[str, object]:
         """A copy, so a caller's tweak can never leak into the shared preset."""
@@ -75,6 +78,15 @@ PRESETS: dict[str, Preset] = {
             "layer_difference": 27,  # 16: 11-23 % of defaults' bytes on photos; 27: <= 9.4 %
             "path_precision": 1,
         },
+        flat=FlatSettings(
+            max_colours=16,
+            merge_distance=24,
+            min_share=0.001,
+            max_unexplained=0.05,
+            speckle=2.0,
+            tolerance=0.45,
+            grid=8,
+        ),
     ),
     "slow": Preset(
         name="slow",
@@ -90,6 +102,15 @@ PRESETS: dict[str, Preset] = {
             "splice_threshold": 45,
             "path_precision": 2,
         },
+        flat=FlatSettings(
+            max_colours=32,
+            merge_distance=12,
+            min_share=0.0002,
+            max_unexplained=0.03,
+            speckle=0.5,
+            tolerance=0.2,
+            grid=16,
+        ),
     ),
 }
 

@@ -23,6 +23,7 @@ from PIL import Image
 
 from img2svg.engine.decode import DecodeLimits, decode
 from img2svg.engine.errors import ConversionFailed, OutputTooLarge
+from img2svg.engine.flat import flat_body
 from img2svg.engine.presets import GUARD_COLOURS, Preset, get_preset
 
 # Fewer paths than this from a many-coloured source means vtracer merged everything into a
@@ -68,6 +69,10 @@ def trace_image(image: Image.Image, preset: Preset, size: tuple[int, int] | None
     alpha = np.asarray(rgba.getchannel("A"))
     if not alpha.any():
         return _document((width, height), rgba.size, 0, "")
+    if preset.flat is not None:
+        body = flat_body(np.asarray(rgba), preset.flat)
+        if body is not None:
+            return _document((width, height), rgba.size, 0, body)
     pad = _PAD if (alpha == 0).any() else 0
     body = _colour_layer(_binary_alpha(rgba, alpha), preset, pad)
     if ((alpha > 0) & (alpha < 255)).any():
