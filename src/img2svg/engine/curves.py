@@ -240,18 +240,25 @@ def _fit_cubic(
     u = _chord_parameters(points)
     bezier = _generate(points, u, left, right)
     worst, split = _max_error(points, bezier, u)
-    if worst < error:
+    arc = _arc(points)[-1]
+    if worst < error and _tame(bezier, arc):
         return [_segment(bezier)]
     if worst < error * 4:
         for _ in range(_REPARAMETERIZE):
             u = _reparameterize(bezier, points, u)
             bezier = _generate(points, u, left, right)
             worst, split = _max_error(points, bezier, u)
-            if worst < error:
+            if worst < error and _tame(bezier, arc):
                 return [_segment(bezier)]
     centre = _unit(points[split - 1] - points[split + 1])
     first = _fit_run(points[: split + 1], left, centre, np.sqrt(error))
     return first + _fit_run(points[split:], -centre, right, np.sqrt(error))
+
+
+def _tame(bezier: np.ndarray, arc: float) -> bool:
+    """False for a curve that is close to the points only where they are sampled: a control
+    polygon much longer than the run means a loop or a spike between the samples."""
+    return float(np.hypot(*np.diff(bezier, axis=0).T).sum()) <= 1.5 * arc + 0.5
 
 
 def _segment(bezier: np.ndarray) -> Segment:
@@ -283,7 +290,7 @@ def _generate(points: np.ndarray, u: np.ndarray, left: np.ndarray, right: np.nda
     if abs(det) > 1e-12:
         alpha_l = (x0 * c11 - x1 * c01) / det
         alpha_r = (c00 * x1 - c01 * x0) / det
-    if alpha_l < 1e-6 * length or alpha_r < 1e-6 * length:
+    if min(alpha_l, alpha_r) < 1e-6 * length or max(alpha_l, alpha_r) > 2 * length:
         alpha_l = alpha_r = length / 3
     return np.array([first, first + left * alpha_l, last + right * alpha_r, last])
 

@@ -11,7 +11,8 @@ anti-aliasing says they are, so that the SVG stays right when it is drawn larger
 3. Shapes: layers are stacked, the largest (holes filled) first. A layer's field is its own
    coverage plus, within 1.5 px of it or inside it, the coverage of the opaque layers drawn
    later: each shape slips under its neighbours drawn above it, so no background shows through
-   the seams, and holes that later layers fill are not cut out. The 0.5 iso-line of the field,
+   the seams, and holes that later layers fill are not cut out. The bottom layer slips under
+   all of them, so the opaque silhouette has no pinholes. The 0.5 iso-line of the field,
    found by marching squares after a remapping that makes straight edges land exactly (see
    `_edge_field`), is the shape's sub-pixel outline.
 4. Curves: `curves.fit_contour` (corners kept, Béziers elsewhere), written on a grid of
@@ -39,6 +40,8 @@ _EXPLAINED = 12.0
 _UNDERLAP = 1.5
 # Palette colours are looked for near a pixel within this radius (px).
 _NEAR = 2
+# Coverage above which a layer counts as present at a pixel, for its underlap.
+_PRESENT = 0.2
 _CHUNK = 1 << 16
 
 
@@ -108,10 +111,8 @@ def unmix(rgba: np.ndarray, settings: FlatSettings) -> Mixture | None:
     samples = pixels[_pure(pixels)]
     palette = _palette(samples, np.zeros((1, 4), np.float32), settings, minimum)
     mixture = _mix(pixels, palette)
-    for _ in range(2):
+    for _ in range(2):  # thin lines have no pure pixels: their colours come from the misfits
         unexplained = mixture.residual > _EXPLAINED
-        if unexplained.sum() <= settings.max_unexplained * visible.sum():
-            return mixture
         grown = _palette(pixels[unexplained], palette, settings, minimum)
         if len(grown) == len(palette):
             break
@@ -266,6 +267,8 @@ def _shapes(mixture: Mixture, settings: FlatSettings) -> list[tuple[int, list[Ou
         later = np.zeros(count, dtype=bool)
         later[[j for j in order[rank + 1 :] if opaque[j]]] = True
         region = labels == k
+        if rank == 0:  # the bottom layer backs every opaque layer: no pinhole shows through
+            region = region | (mixture.coverage(later) > 0)
         rows, cols = np.nonzero(region)
         y0, x0 = max(rows.min() - reach, 0), max(cols.min() - reach, 0)
         y1 = min(rows.max() + reach + 1, labels.shape[0])
@@ -274,9 +277,11 @@ def _shapes(mixture: Mixture, settings: FlatSettings) -> list[tuple[int, list[Ou
         own = mixture.coverage(np.arange(count) == k)[window]
         field = own
         if later.any():
-            inside = ndimage.binary_fill_holes(region[window])
+            # Measured from wherever the layer has some coverage, not only where it has the
+            # most: a pixel shared with a layer above must not leave a gap between the two.
+            inside = ndimage.binary_fill_holes(region[window] | (own > _PRESENT))
             distance = ndimage.distance_transform_edt(~inside)
-            under = np.clip(_UNDERLAP + 0.5 - distance, 0, 1)
+            under = np.clip(_UNDERLAP + 0.5 - distance, 0, 1) if rank else 1.0
             field = own + mixture.coverage(later)[window] * under
         outlines = _outlines(field, (x0, y0), settings)
         if outlines:
