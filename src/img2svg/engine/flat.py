@@ -6,8 +6,9 @@ anti-aliasing says they are, so that the SVG stays right when it is drawn larger
    other (index 0) and semi-transparent fills keep their alpha.
 2. Unmixing: every other pixel is explained as a mix of two palette colours found near it,
    `t * a + (1 - t) * b`. An anti-aliased edge pixel is then coverage, not a colour of its own:
-   no halo layers, no staircase. Pixels no pair explains get colours of their own; if too many
-   remain unexplained the image is not flat art (a photo, a gradient) and `None` is returned.
+   no halo layers, no staircase. Pixels no pair explains get colours of their own; unless
+   nearly every pixel is then explained exactly, the image is not flat art (a photo, a
+   gradient) and `None` is returned: the caller traces it as before.
 3. Shapes: layers are stacked, the largest (holes filled) first. A layer's field is its own
    coverage plus, within 1.5 px of it or inside it, the coverage of the opaque layers drawn
    later: each shape slips under its neighbours drawn above it, so no background shows through
@@ -51,8 +52,9 @@ class FlatSettings:
 
     `max_colours` bounds the palette (transparency not counted); colours closer than
     `merge_distance` (0-255 premultiplied RGBA) are one; a colour needs `min_share` of the
-    pixels (and at least 3) as samples; `max_unexplained` is the share of visible pixels the
-    palette may fail to explain before the image is not flat art. Shapes smaller than `speckle`
+    pixels (and at least 3) as samples. Flat art has at least `min_explained` of its visible
+    pixels exactly one palette colour or a mix of two (icons: 0.86-1; photos: at most 0.43,
+    the JPEGs' noise and shading leave too many pixels apart). Shapes smaller than `speckle`
     px² are dropped; curves stay within `tolerance` px of the outline; corners turn more than
     `corner_degrees`; coordinates are written in 1/`grid` px.
     """
@@ -60,7 +62,7 @@ class FlatSettings:
     max_colours: int
     merge_distance: float
     min_share: float
-    max_unexplained: float
+    min_explained: float
     speckle: float
     tolerance: float
     grid: int
@@ -118,8 +120,8 @@ def unmix(rgba: np.ndarray, settings: FlatSettings) -> Mixture | None:
             break
         palette = grown
         mixture = _mix(pixels, palette)
-    unexplained = (mixture.residual > _EXPLAINED).sum()
-    return mixture if unexplained <= settings.max_unexplained * visible.sum() else None
+    explained = float((mixture.residual[visible] <= _EXACT).mean())
+    return mixture if explained >= settings.min_explained else None
 
 
 # --- palette -------------------------------------------------------------------------------
