@@ -29,6 +29,7 @@ from scipy import ndimage
 from skimage.measure import find_contours
 
 from img2svg.engine.curves import Outline, fit_contour, path_data
+from img2svg.engine.presets import FlatSettings
 
 # A pixel whose 3x3 neighbourhood varies by at most this much (0-255, each channel) is a
 # sample of a palette colour.
@@ -47,29 +48,6 @@ _CHUNK = 1 << 16
 # The first test of flatness looks at this many pixels at most, in bands of _BAND rows.
 _PRECHECK_PIXELS = 1 << 17
 _BAND = 16
-
-
-@dataclass(frozen=True)
-class FlatSettings:
-    """How one mode draws flat art.
-
-    `max_colours` bounds the palette (transparency not counted); colours closer than
-    `merge_distance` (0-255 premultiplied RGBA) are one; a colour needs `min_share` of the
-    pixels (and at least 3) as samples. Flat art has at least `min_explained` of its visible
-    pixels exactly one palette colour or a mix of two (icons: 0.86-1; photos: at most 0.43,
-    the JPEGs' noise and shading leave too many pixels apart). Shapes smaller than `speckle`
-    px² are dropped; curves stay within `tolerance` px of the outline; corners turn more than
-    `corner_degrees`; coordinates are written in 1/`grid` px.
-    """
-
-    max_colours: int
-    merge_distance: float
-    min_share: float
-    min_explained: float
-    speckle: float
-    tolerance: float
-    grid: int
-    corner_degrees: float = 60.0
 
 
 @dataclass(frozen=True)

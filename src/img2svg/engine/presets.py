@@ -23,6 +23,12 @@ vectorizer notes. What the numbers taught:
   nothing, nor does path_precision 0 vs 1.
 * slow is bounded to 2048 px: larger inputs took minutes and produced SVGs over the output
   bound, for no visible gain at normal viewing sizes.
+
+`flat` is how each mode draws flat art (`engine.flat`; issue #18, measured with
+`bench/vectors.py`: 128 px icons judged at 4x). slow keeps up to 32 colours, merges only
+near-identical ones, fits curves within 0.2 px and writes 1/16 px; fast keeps 16 colours, merges
+closer ones, drops shapes under 2 px², fits within 0.45 px and writes 1/8 px, which keeps icons
+under 5 KB. Both tell flat art from photos the same way (`min_explained`).
 """
 
 from __future__ import annotations
@@ -30,12 +36,33 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from img2svg.engine.flat import FlatSettings
-
 Mode = Literal["fast", "slow"]
 
 # The gradient guard re-traces with this many colours (notes: 256 turned 11 dB into 33 dB).
 GUARD_COLOURS = 256
+
+
+@dataclass(frozen=True)
+class FlatSettings:
+    """How one mode draws flat art.
+
+    `max_colours` bounds the palette (transparency not counted); colours closer than
+    `merge_distance` (0-255 premultiplied RGBA) are one; a colour needs `min_share` of the
+    pixels (and at least 3) as samples. Flat art has at least `min_explained` of its visible
+    pixels exactly one palette colour or a mix of two (icons: 0.86-1; photos: at most 0.43,
+    the JPEGs' noise and shading leave too many pixels apart). Shapes smaller than `speckle`
+    px² are dropped; curves stay within `tolerance` px of the outline; corners turn more than
+    `corner_degrees`; coordinates are written in 1/`grid` px.
+    """
+
+    max_colours: int
+    merge_distance: float
+    min_share: float
+    min_explained: float
+    speckle: float
+    tolerance: float
+    grid: int
+    corner_degrees: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -45,7 +72,8 @@ class Preset:
     `max_side` shrinks before tracing (time and bytes grow with pixel count); `colours`
     reduces to a palette first, or None to trace the pixels as decoded; `vtracer` holds
     keyword arguments for `vtracer.convert_raw_image_to_svg`, colour mode and stacking
-    included so that no vtracer default is relied upon.
+    included so that no vtracer default is relied upon. `flat` draws flat art instead of
+    tracing it (`engine.flat`), or None to trace every image.
     """
 
     name: str
