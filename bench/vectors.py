@@ -16,7 +16,8 @@ and compared with the original vector rendered at 4×, both composited on white 
 defaults (our decoding, then vtracer with only colour mode set, as in `bench/fidelity.py`).
 
 Printed per set: its licence, then mean SSIM@4×, mean bytes and time per image for slow, fast,
-bicubic and defaults; SVGs that failed (conversion or rendering) and SVGs that lost
+bicubic and defaults; icons the engine did not take for flat art (traced by vtracer); SVGs
+that failed (conversion or rendering) and SVGs that lost
 transparency (drew where the truth is transparent at least a source pixel away from any shape,
 or left a hole where it is opaque that far inside); then each goal of issue #18, met or not.
 Time is the service's own `img2svg_conversion_seconds` (one worker: one core), so HTTP is out.
@@ -58,6 +59,8 @@ FAST_BYTES_GOAL = 5_000
 SLOW_SECONDS_GOAL = 0.5
 DEFAULT_CACHE = Path.home() / ".cache" / "img2svg-bench" / "npm"
 SYNC_PATH = "/api-pub/gw/v2/image/img2svg/sync"
+# engine.flat draws every shape inside one scaled group; vtracer's output has none.
+FLAT_MARK = '<g transform="scale('
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Scores:
     seconds: list[float] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     transparency_lost: list[str] = field(default_factory=list)
+    traced: list[str] = field(default_factory=list)  # not drawn as flat art: vtracer's path
 
 
 # --- corpora -------------------------------------------------------------------------------
@@ -321,6 +325,8 @@ def run_set(
             rendered = render_svg(svg, *big)
             scores[method].ssim.append(compare(truth_white, rendered).ssim)
             scores[method].bytes.append(len(svg.encode()))
+            if method != "defaults" and FLAT_MARK not in svg:
+                scores[method].traced.append(name)
             if method == "defaults":
                 scores[method].seconds.append(elapsed)
             if not transparency_kept(truth_alpha, rgba[..., 3]):
@@ -363,6 +369,9 @@ def report(corpus: Corpus, count: int, scores: dict[str, Scores]) -> Iterator[st
     for method in ("slow", "fast"):
         for failure in scores[method].failed[:5]:
             yield f"  {method} failed: {failure}"
+        if scores[method].traced:
+            traced = ", ".join(scores[method].traced[:8])
+            yield f"  {method} traced by vtracer, not drawn as flat art: {traced}"
         if scores[method].transparency_lost:
             lost = ", ".join(scores[method].transparency_lost[:8])
             yield f"  {method} lost transparency: {lost}"

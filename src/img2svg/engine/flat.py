@@ -102,7 +102,9 @@ def unmix(rgba: np.ndarray, settings: FlatSettings) -> Mixture | None:
         palette = _palette(pixels[_pure(pixels)], transparent, settings, minimum)
     mixture = _mix(pixels, palette)
     for _ in range(2):  # thin lines have no pure pixels: their colours come from the misfits
-        unexplained = mixture.residual > _EXPLAINED
+        # Opaque colours only: translucent misfits are seams where two shapes' anti-aliasing
+        # let the background through, and would come back as translucent slivers.
+        unexplained = (mixture.residual > _EXPLAINED) & (rgba[..., 3] == 255)
         grown = _palette(pixels[unexplained], palette, settings, minimum)
         if len(grown) == len(palette):
             break
