@@ -25,6 +25,8 @@ _CHAMFER = 0.8
 # A moved corner may go at most this far (px) from the contour.
 _CORNER_SHIFT = 1.2
 _REPARAMETERIZE = 4
+# A contour narrower than this (px) either way is written as its polygon.
+_TINY = 3.5
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ def fit_contour(points: np.ndarray, tolerance: float, corner_degrees: float) -> 
     points = _dedupe(points)
     if len(points) < 3:
         return None
+    if (points.max(axis=0) - points.min(axis=0)).min() < _TINY:
+        # Too small for corners to be told from curves: marching squares' polygon as it is.
+        corners = points[_turning(points)]
+        return Outline(corners[0], [Segment(p) for p in corners[1:]] + [Segment(corners[0])])
     arc = _arc(points)
     corners = _corners(points, arc, np.radians(corner_degrees))
     if not corners:
@@ -106,6 +112,15 @@ def _dedupe(points: np.ndarray) -> np.ndarray:
     step = np.diff(points, axis=0, append=points[:1])
     keep = np.hypot(step[:, 0], step[:, 1]) > 1e-6
     return points[keep]
+
+
+def _turning(points: np.ndarray) -> np.ndarray:
+    """Which points of a closed polygon are not on the straight line through their neighbours."""
+    before = points - np.roll(points, 1, axis=0)
+    after = np.roll(points, -1, axis=0) - points
+    cross = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
+    keep = np.abs(cross) > 1e-9
+    return keep if keep.sum() >= 3 else np.ones(len(points), dtype=bool)
 
 
 def _arc(points: np.ndarray) -> np.ndarray:

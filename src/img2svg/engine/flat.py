@@ -45,6 +45,8 @@ _NEAR = 2
 # Coverage above which a layer counts as present at a pixel, for its underlap.
 _PRESENT = 0.2
 _CHUNK = 1 << 16
+# Images narrower than this (px) are left to vtracer.
+_MIN_SIDE = 4
 # The first test of flatness looks at this many pixels at most, in bands of _BAND rows.
 _PRECHECK_PIXELS = 1 << 17
 _BAND = 16
@@ -70,6 +72,8 @@ class Mixture:
 
 def flat_body(rgba: np.ndarray, settings: FlatSettings) -> str | None:
     """SVG markup for an H x W x 4 uint8 image, or None if it is not flat art."""
+    if min(rgba.shape[:2]) < _MIN_SIDE:
+        return None  # a few pixels: nothing to enlarge, vtracer copies them exactly
     mixture = unmix(rgba, settings)
     if mixture is None:
         return None
@@ -231,7 +235,10 @@ def _nearest(flat: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndar
     squares = (palette**2).sum(axis=1)
     for start in range(0, len(flat), _CHUNK):
         block = flat[start : start + _CHUNK]
-        d2 = (block**2).sum(axis=1)[:, None] - 2 * block @ palette.T + squares[None]
+        # einsum, not a matrix product: BLAS threads cost more than they save at this shape
+        # (4 channels) and compete with the other worker processes for the cores.
+        cross = np.einsum("nc,kc->nk", block, palette)
+        d2 = (block**2).sum(axis=1)[:, None] - 2 * cross + squares[None]
         nearest[start : start + _CHUNK] = d2.argmin(axis=1)
         distance[start : start + _CHUNK] = np.maximum(d2.min(axis=1), 0)
     return nearest, distance
