@@ -218,12 +218,26 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def _fit_smooth_loop(points: np.ndarray, tolerance: float) -> Outline:
-    """A contour without corners: close it at point 0 with one shared tangent."""
-    run = np.vstack([points, points[:1]])
-    ahead = _tangent(run, 0)
-    behind = _tangent(run[::-1], 0)
-    direction = _unit(ahead - behind)
-    return Outline(points[0], _fit_run(run, direction, -direction, tolerance))
+    """A contour without corners, as four runs joined smoothly (one cubic never fits a whole
+    loop, so fitting it whole would only spend a failed attempt before splitting)."""
+    count = len(points)
+    cuts = sorted({int(k) for k in np.linspace(0, count, 5)[:-1]})
+    segments: list[Segment] = []
+    for k, first in enumerate(cuts):
+        last = cuts[(k + 1) % len(cuts)]
+        index = np.arange(first, last + (count if last <= first else 0) + 1) % count
+        run = points[index]
+        left = _smooth_tangent(points, first)
+        right = -_smooth_tangent(points, last % count)
+        segments += _fit_run(run, left, right, tolerance)
+    return Outline(points[cuts[0]], segments)
+
+
+def _smooth_tangent(points: np.ndarray, at: int) -> np.ndarray:
+    """Direction of travel at points[at] of a closed contour, from the points around it."""
+    forward = np.roll(points, -at, axis=0)  # starts at points[at]
+    backward = np.roll(forward[::-1], 1, axis=0)  # starts there too, going the other way
+    return _unit(_tangent(forward, 0) - _tangent(backward, 0))
 
 
 def _fit_run(
