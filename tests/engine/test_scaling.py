@@ -126,3 +126,15 @@ def test_right_at_the_source_size_too(converted: dict[tuple[str, str], str], mod
         source = rasterize(name, SIDE)
         score = compare(on_white(source), render_svg(converted[name, mode], *source.size))
         assert score.ssim > 0.95, (name, score)
+
+
+@pytest.mark.parametrize("mode", ["fast", "slow"])
+@pytest.mark.parametrize("name", ["chelsea.jpg", "grey16.png", "gradient.png", "exif_rotated.jpg"])
+def test_photos_and_gradients_are_not_taken_for_flat_art(name: str, mode: str) -> None:
+    from img2svg.engine.decode import decode_image
+    from img2svg.engine.flat import flat_body
+    from img2svg.engine.presets import get_preset
+
+    path = Path(__file__).resolve().parents[2] / "manifests" / "images" / name
+    rgba = np.asarray(decode_image(path.read_bytes()))
+    assert flat_body(rgba, get_preset(mode).flat) is None

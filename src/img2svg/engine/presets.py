@@ -50,7 +50,8 @@ class FlatSettings:
     `merge_distance` (0-255 premultiplied RGBA) are one; a colour needs `min_share` of the
     pixels (and at least 3) as samples. Flat art has at least `min_explained` of its visible
     pixels exactly one palette colour or a mix of two (icons 0.86-1, a flag with a glow 0.74;
-    photos at most 0.43: noise and shading leave too many pixels apart). Shapes smaller than
+    colour photos at most 0.43: noise and shading leave too many pixels apart; a grey photo up
+    to 0.68, as any grey is a mix of two palette greys). Shapes smaller than
     `speckle` px² are dropped; curves stay within `tolerance` px of the outline; corners turn
     more than `corner_degrees`; coordinates are written in 1/`grid` px.
     """
@@ -110,7 +111,7 @@ PRESETS: dict[str, Preset] = {
             max_colours=16,
             merge_distance=24,
             min_share=0.0002,
-            min_explained=0.6,
+            min_explained=0.7,
             speckle=2.0,
             tolerance=0.45,
             grid=8,
@@ -134,7 +135,7 @@ PRESETS: dict[str, Preset] = {
             max_colours=32,
             merge_distance=12,
             min_share=0.0002,
-            min_explained=0.6,
+            min_explained=0.7,
             speckle=0.5,
             tolerance=0.2,
             grid=16,
