@@ -97,9 +97,8 @@ def unmix(rgba: np.ndarray, settings: FlatSettings) -> Mixture | None:
     minimum = max(3, int(settings.min_share * rgba.shape[0] * rgba.shape[1]))
     transparent = np.zeros((1, 4), np.float32)
     banded, banded_visible = _bands(pixels, visible)
-    palette = _palette(
-        banded[_pure(banded)], transparent, settings, minimum * len(banded) // len(pixels)
-    )
+    banded_minimum = max(3, minimum * len(banded) // len(pixels))
+    palette = _palette(banded[_pure(banded)], transparent, settings, banded_minimum)
     if not _looks_flat(banded, palette, banded_visible, settings):
         return None  # a photo: spare it the unmixing, which would take seconds
     if len(banded) < len(pixels):
