@@ -69,7 +69,7 @@ def command(root: Path, out: Path, url: str, rate: int, *extra: str) -> list[str
     return [
         sys.executable, "-m", "img2svg.cli", "convert", str(root / "manifest.csv"),
         "--out", str(out), "--api-url", url, "--id-column", "id",
-        "--rate-limit", str(rate), "--batch-size", "50", "--max-failure-ratio", "1", *extra,
+        "--rate-limit", str(rate), "--chunk-size", "50", "--max-failure-ratio", "1", *extra,
     ]  # fmt: skip
 
 

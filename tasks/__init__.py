@@ -1,1 +1,1 @@
-"""Prefect tasks of the conversion flow: thin wrappers over `img2svg.pipeline`."""
+"""Prefect tasks of the conversion flow: thin wrappers over the stage packages of `img2svg`."""

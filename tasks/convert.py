@@ -15,13 +15,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from img2svg.pipeline.chunks import poll_chunk as poll_chunk_work
-from img2svg.pipeline.chunks import submit_chunk as submit_chunk_work
-from img2svg.pipeline.ledger import Ledger
-from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.placement import with_password
-from img2svg.pipeline.settings import Endpoint, RunSettings
-from img2svg.pipeline.workspace import Workspace
+from img2svg.convert.chunks import poll_open_jobs, submit_new_jobs
+from img2svg.run.settings import Endpoint, RunSettings
+from img2svg.stores.opened import workspace_and_ledger
+from img2svg.stores.outputs import OutputStore
 from tasks.limits import throttle_for
 
 
@@ -36,12 +33,13 @@ async def submit_chunk(
     chunk: int,
     endpoint: Endpoint,
     settings: RunSettings,
-    run_key: str,
+    run_id: str,
     ledger_location: str,
 ) -> int:
-    throttle = throttle_for(run_key, settings)
-    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
-        return await submit_chunk_work(
+    """Returns how many of the chunk's jobs it sent."""
+    throttle = throttle_for(run_id, settings)
+    with workspace_and_ledger(workspace, ledger_location) as (work, ledger):
+        return await submit_new_jobs(
             work, chunk, endpoint=endpoint, settings=settings, throttle=throttle, ledger=ledger
         )
 
@@ -58,12 +56,13 @@ async def poll_chunk(
     endpoint: Endpoint,
     settings: RunSettings,
     out: str,
-    run_key: str,
+    run_id: str,
     ledger_location: str,
-) -> None:
-    throttle = throttle_for(run_key, settings)
-    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
-        await poll_chunk_work(
+) -> dict[str, int]:
+    """Returns the chunk's jobs by status once all are final."""
+    throttle = throttle_for(run_id, settings)
+    with workspace_and_ledger(workspace, ledger_location) as (work, ledger):
+        await poll_open_jobs(
             work,
             chunk,
             endpoint=endpoint,
@@ -72,3 +71,4 @@ async def poll_chunk(
             outputs=OutputStore(out),
             ledger=ledger,
         )
+        return work.job_counts(chunk)

@@ -11,9 +11,7 @@ from prefect.concurrency.asyncio import rate_limit
 from prefect.exceptions import ObjectNotFound
 
 from img2svg.client import Throttle
-from img2svg.pipeline.settings import RunSettings
-
-SHARED_LIMIT = "img2svg-submissions"
+from img2svg.run.settings import RunSettings
 
 _lock = threading.Lock()
 _throttles: dict[str, Throttle] = {}
@@ -29,10 +27,10 @@ def shared_limit_exists(name: str) -> bool:
     return bool(limit.active)
 
 
-def throttle_for(run_key: str, settings: RunSettings) -> Throttle:
+def throttle_for(run_id: str, settings: RunSettings) -> Throttle:
     """The run's one throttle (rate, requests and tasks in flight), made on first use."""
     with _lock:
-        if run_key not in _throttles:
+        if run_id not in _throttles:
             gate = None
             shared_limit = settings.shared_limit
             if shared_limit:
@@ -40,15 +38,15 @@ def throttle_for(run_key: str, settings: RunSettings) -> Throttle:
                 async def gate() -> None:
                     await rate_limit(shared_limit, occupy=1, strict=True)
 
-            _throttles[run_key] = Throttle(
+            _throttles[run_id] = Throttle(
                 per_minute=settings.rate_limit_per_minute,
                 concurrency=settings.concurrency,
                 gate=gate,
                 max_in_flight=settings.max_in_flight,
             )
-        return _throttles[run_key]
+        return _throttles[run_id]
 
 
-def forget(run_key: str) -> None:
+def forget(run_id: str) -> None:
     with _lock:
-        _throttles.pop(run_key, None)
+        _throttles.pop(run_id, None)

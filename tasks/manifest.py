@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from img2svg.pipeline.manifest import ManifestSource
-from img2svg.pipeline.workspace import Staged, Workspace
+from img2svg.stage.manifest import ManifestSource
+from img2svg.stage.staging import stage_rows
+from img2svg.stores.workspace import Staged, Workspace
 
 
 @task(name="stage-manifest", cache_policy=NO_CACHE)
@@ -14,5 +15,7 @@ def stage_manifest(
     source: ManifestSource, workspace: str, chunk_rows: int, shard: tuple[int, int] | None = None
 ) -> Staged:
     """`shard` (k, n): only the rows of shard k of n."""
-    with Workspace(workspace) as staged:
-        return staged.stage(source, chunk_rows, shard)
+    with Workspace(workspace) as work:
+        staged = stage_rows(work, source, chunk_rows, shard)
+    get_run_logger().info("%d rows from %s, in %d chunks", staged.rows, source.path, staged.chunks)
+    return staged

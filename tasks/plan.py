@@ -5,14 +5,12 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from img2svg.pipeline.chunks import identify_and_plan
-from img2svg.pipeline.identify import FingerprintMode
-from img2svg.pipeline.ledger import Ledger
-from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.placement import with_password
-from img2svg.pipeline.plan import PlanOptions
-from img2svg.pipeline.settings import RunSettings
-from img2svg.pipeline.workspace import Workspace
+from img2svg.plan.chunk import identify_and_plan
+from img2svg.plan.decide import PlanOptions
+from img2svg.plan.identify import FingerprintMode
+from img2svg.run.settings import RunSettings
+from img2svg.stores.opened import workspace_and_ledger
+from img2svg.stores.outputs import OutputStore
 
 
 @task(name="plan-chunk", retries=1, cache_policy=NO_CACHE)
@@ -25,8 +23,9 @@ async def plan_chunk(
     fingerprint: FingerprintMode,
     out: str,
     ledger_location: str,
-) -> None:
-    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
+) -> dict[str, int]:
+    """Returns the chunk's plan counts (what it will cost), which add up to the run's."""
+    with workspace_and_ledger(workspace, ledger_location) as (work, ledger):
         await identify_and_plan(
             work,
             chunk,
@@ -36,3 +35,4 @@ async def plan_chunk(
             options=options,
             fingerprint=fingerprint,
         )
+        return work.plan_counts(chunk)

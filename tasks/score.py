@@ -11,13 +11,11 @@ import os
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from img2svg.pipeline.chunks import score_chunk
-from img2svg.pipeline.ledger import Ledger
-from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.placement import with_password
-from img2svg.pipeline.settings import RunSettings
-from img2svg.pipeline.workspace import Workspace
+from img2svg.finish.scoring import score_chunk
 from img2svg.quality import Scorer
+from img2svg.run.settings import RunSettings
+from img2svg.stores.opened import workspace_and_ledger
+from img2svg.stores.outputs import OutputStore
 
 SVGS_PER_WORKER = 32
 
@@ -30,7 +28,7 @@ async def score_svgs(
     `wait`, not `result`)."""
     outputs = OutputStore(out)
     scored = 0
-    with Workspace(workspace) as work, Ledger(with_password(ledger_location)) as ledger:
+    with workspace_and_ledger(workspace, ledger_location) as (work, ledger):
         todo = [c for c in chunks if work.open_jobs(c) or work.jobs_to_score(c)]
         if not todo:
             return 0

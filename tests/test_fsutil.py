@@ -157,7 +157,7 @@ def test_output_store_files_are_0644_under_umask_022(tmp_path: Path) -> None:
     code = """
         import json, os, sys
         import pyarrow as pa, pyarrow.parquet as pq
-        from img2svg.pipeline.outputs import OutputStore
+        from img2svg.stores.outputs import OutputStore
         out = OutputStore(sys.argv[1])
         out.write_svg("r1", b"<svg/>")
         with out.writing("results.parquet") as path:
@@ -293,7 +293,7 @@ def test_syncs_file_then_renames_then_syncs_directory(
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name an fd")
 def test_output_store_syncs_what_it_writes(tmp_path: Path, os_calls: list[tuple[str, str]]) -> None:
-    from img2svg.pipeline.outputs import OutputStore
+    from img2svg.stores.outputs import OutputStore
 
     out = OutputStore(str(tmp_path))
     out.write_svg("r1", b"<svg/>")

@@ -15,7 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.convert import convert
-from img2svg.pipeline.rows import RESULT_COLUMNS
+from img2svg.run.rows import RESULT_COLUMNS
 from tests.helpers import LoopbackServer, Route, logo_png
 
 
@@ -179,7 +179,7 @@ def test_a_prefect_api_failure_on_the_progress_artifact_does_not_stop_the_run(
     watcher.start()
     try:
         state, _, results = _run(
-            manifest, tmp_path / "out", api_url=service.url, rate_limit=0, batch_size=3
+            manifest, tmp_path / "out", api_url=service.url, rate_limit=0, chunk_size=3
         )
     finally:
         stop.set()

@@ -86,7 +86,7 @@ def test_chaos_every_row_terminal_and_no_task_created_twice(
     manifest = _manifest(tmp_path, rows=40, distinct=32)
     args = ["--fault-rate", "0.2", "--seed", "7", "--max-concurrency", "2"]
     chaotic = start_service(*args, *([] if deduped else ["--no-idempotency"]))
-    results = _convert(manifest, tmp_path / "chaos", chaotic.url, batch_size=8)
+    results = _convert(manifest, tmp_path / "chaos", chaotic.url, chunk_size=8)
 
     assert len(results) == 40 and results["row_id"].is_unique
     with httpx.Client(base_url=chaotic.url) as api:
@@ -148,7 +148,7 @@ def test_pipeline_killed_half_way_then_rerun_pays_nothing_twice(
     command = [
         sys.executable, "-m", "img2svg.cli", "convert", str(manifest),
         "--out", str(out), "--api-url", service.url, "--id-column", "id",
-        "--rate-limit", "60", "--batch-size", "5", "--max-failure-ratio", "0.5",
+        "--rate-limit", "60", "--chunk-size", "5", "--max-failure-ratio", "0.5",
     ]  # fmt: skip
 
     first = subprocess.Popen(

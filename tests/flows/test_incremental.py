@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from flows.convert import convert
-from img2svg.pipeline.outputs import OutputStore
-from img2svg.pipeline.placement import default_ledger
-from img2svg.pipeline.runlock import RunInProgress, exclusive_run
+from img2svg.stores.ledger import Ledger, RunInProgress
+from img2svg.stores.outputs import OutputStore
+from img2svg.stores.placement import default_ledger
 from tests.helpers import image_manifest, logo_png, metric
 
 
@@ -98,6 +98,8 @@ def test_force_dry_run_and_limit(start_service, tmp_path: Path) -> None:
     assert _run(manifest, out, service.url).is_completed()
     assert _created(service.url) == 5
     assert pd.read_parquet(out / "results.parquet")["status"].eq("succeeded").all()
+    nothing_left = _run(manifest, out, service.url, dry_run=True).result()  # zeros are counts too
+    assert nothing_left["tasks_to_submit"] == nothing_left["tasks_to_poll"] == 0
 
     assert _run(manifest, out, service.url, force=True).is_completed()
     forced = pd.read_parquet(out / "results.parquet")
@@ -122,7 +124,7 @@ def test_rejected_images_are_not_paid_for_again(start_service, tmp_path: Path) -
 def test_a_second_run_on_the_same_outputs_stops_at_once(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path, [1])
     out = tmp_path / "out"
-    with exclusive_run(default_ledger(OutputStore(str(out))), str(out)):
+    with Ledger(default_ledger(OutputStore(str(out)))) as ledger, ledger.run_lock(str(out)):
         busy = convert(manifest=str(manifest), out=str(out), return_state=True)
         # Looking is allowed while another run works.
         dry = convert(manifest=str(manifest), out=str(out), dry_run=True, return_state=True)

@@ -29,7 +29,7 @@ def _convert(manifest: Path, out: Path, url: str, **params) -> pd.DataFrame:
 
 def test_failed_and_rejected_tasks(start_service, tmp_path: Path) -> None:
     service = start_service("--fail-rate", "0.3", "--reject-rate", "0.3", "--seed", "11")
-    results = _convert(_manifest(tmp_path, 20), tmp_path / "out", service.url, batch_size=7)
+    results = _convert(_manifest(tmp_path, 20), tmp_path / "out", service.url, chunk_size=7)
     counts = results["status"].value_counts().to_dict()
     assert set(counts) == {"succeeded", "failed", "rejected"}
     assert sum(counts.values()) == 20
@@ -39,7 +39,7 @@ def test_failed_and_rejected_tasks(start_service, tmp_path: Path) -> None:
 
 def test_transient_faults_and_429s_are_survived(start_service, tmp_path: Path) -> None:
     service = start_service("--fault-rate", "0.2", "--seed", "5", "--max-concurrency", "3")
-    results = _convert(_manifest(tmp_path, 16), tmp_path / "out", service.url, batch_size=4)
+    results = _convert(_manifest(tmp_path, 16), tmp_path / "out", service.url, chunk_size=4)
     assert results["status"].tolist() == ["succeeded"] * 16
     import httpx
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import img2svg.pipeline.chunks as chunks
+import img2svg.convert.chunks as chunks
 from flows.convert import convert
 from tests.helpers import image_manifest
 

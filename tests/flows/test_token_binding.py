@@ -22,7 +22,7 @@ from prefect.flow_engine import run_flow
 
 from flows.convert import convert
 from img2svg.client import HIDREAM_URL
-from img2svg.pipeline.backend import Credentials, TokenBindingError, run_credentials
+from img2svg.convert.backend import Credentials, TokenBindingError, run_credentials
 from tests.helpers import LoopbackServer, image_manifest
 
 TOKEN = "bound-token-3f9c"

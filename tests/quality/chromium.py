@@ -4,6 +4,10 @@ The browser gets no network: every host resolves to nothing and every proxy is r
 page that tried to load anything would show it in `requests` (and fail). Each event is kept
 in `events`; JavaScript dialogs (alert, confirm) are recorded in `dialogs` and dismissed, so a
 script injected into a page cannot stall the test.
+
+With `loopback=True` the address 127.0.0.1 (and only it) is reachable, for tests that serve
+pages, or watch for leaks, from servers of their own on loopback; the resolver rule that maps
+every host to nothing would otherwise catch IP literals too.
 """
 
 from __future__ import annotations
@@ -33,10 +37,19 @@ def find_chromium() -> str | None:
 class Chromium:
     """`async with Chromium(binary, profile_dir) as browser: await browser.open(url)`."""
 
-    def __init__(self, binary: str, profile: Path, *, width: int = 1280, height: int = 2000):
+    def __init__(
+        self,
+        binary: str,
+        profile: Path,
+        *,
+        width: int = 1280,
+        height: int = 2000,
+        loopback: bool = False,
+    ):
         self.binary = binary
         self.profile = profile
         self.size = (width, height)
+        self.loopback = loopback
         self.events: list[dict[str, Any]] = []
         self.dialogs: list[str] = []
         self._ids = itertools.count(1)
@@ -45,9 +58,13 @@ class Chromium:
         self._socket: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._dismissals: set[asyncio.Task[dict[str, Any]]] = set()
+        self._port = 0
+        self._target_id = ""
 
     async def __aenter__(self) -> Chromium:
         self.profile.mkdir(parents=True, exist_ok=True)
+        # A reused profile keeps the last run's port file; reading it would find a dead port.
+        (self.profile / "DevToolsActivePort").unlink(missing_ok=True)
         self._process = subprocess.Popen(
             [
                 self.binary,
@@ -60,7 +77,8 @@ class Chromium:
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
-                "--host-resolver-rules=MAP * ~NOTFOUND",
+                "--host-resolver-rules=MAP * ~NOTFOUND"
+                + (", EXCLUDE 127.0.0.1" if self.loopback else ""),
                 "--proxy-server=127.0.0.1:9",
                 "--remote-debugging-port=0",
                 "--remote-allow-origins=*",
@@ -71,22 +89,27 @@ class Chromium:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        port = await self._devtools_port()
-        async with httpx.AsyncClient(trust_env=False) as client:
-            targets = (await client.get(f"http://127.0.0.1:{port}/json/list")).json()
-        page = next(target for target in targets if target["type"] == "page")
-        self._socket = await connect(page["webSocketDebuggerUrl"], max_size=None)
-        self._reader = asyncio.create_task(self._read())
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            await self.send(f"{domain}.enable")
-        width, height = self.size
-        await self.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=width,
-            height=height,
-            deviceScaleFactor=1,
-            mobile=False,
-        )
+        try:
+            port = await self._devtools_port()
+            async with httpx.AsyncClient(trust_env=False) as client:
+                targets = (await client.get(f"http://127.0.0.1:{port}/json/list")).json()
+            page = next(target for target in targets if target["type"] == "page")
+            self._port, self._target_id = port, page["id"]
+            self._socket = await connect(page["webSocketDebuggerUrl"], max_size=None)
+            self._reader = asyncio.create_task(self._read())
+            for domain in ("Page", "Runtime", "Network", "Log"):
+                await self.send(f"{domain}.enable")
+            width, height = self.size
+            await self.send(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+        except BaseException:
+            await self.__aexit__()  # a browser that failed to come up is not left running
+            raise
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -126,6 +149,46 @@ class Chromium:
                 return time.monotonic() - started
             await asyncio.sleep(0.05)
         raise TimeoutError(f"{url} was not ready after {timeout_s} s")
+
+    async def navigate(self, url: str, *, timeout_s: float = 30.0) -> float:
+        """Navigate and wait for the main frame's load event, for pages that set no ready flag
+        (an SVG document has no body); return the seconds taken."""
+        started = time.monotonic()
+        seen = len(self.events)
+        await self.send("Page.navigate", url=url)
+        while time.monotonic() - started < timeout_s:
+            if any(event["method"] == "Page.loadEventFired" for event in self.events[seen:]):
+                return time.monotonic() - started
+            await asyncio.sleep(0.01)
+        raise TimeoutError(f"{url} did not load after {timeout_s} s")
+
+    async def add_binding(self, name: str) -> None:
+        """Expose `window.<name>(payload)` to every frame's page script; calls are recorded."""
+        await self.send("Runtime.addBinding", name=name)
+
+    def binding_calls(self, name: str) -> list[str]:
+        return [
+            event["params"]["payload"]
+            for event in self.events
+            if event["method"] == "Runtime.bindingCalled" and event["params"]["name"] == name
+        ]
+
+    async def close_other_pages(self) -> list[str]:
+        """Close every page but the driven one (windows a page opened) and bring that one back
+        to the front: a popup takes the focus, and a page in the background gets its timers
+        and animation frames throttled. Returns the URLs of the pages closed."""
+        targets = (await self.send("Target.getTargets"))["targetInfos"]
+        others = [t for t in targets if t["type"] == "page" and t["targetId"] != self._target_id]
+        for target in others:
+            await self.send("Target.closeTarget", targetId=target["targetId"])
+        if others:
+            await self.send("Page.bringToFront")
+        return [target["url"] for target in others]
+
+    def clear(self) -> None:
+        """Forget the events and dialogs seen so far, to attribute the next ones to one page."""
+        self.events.clear()
+        self.dialogs.clear()
 
     async def evaluate(self, expression: str) -> Any:
         result = await self.send(

@@ -160,7 +160,7 @@ def test_no_more_than_workers_in_flight_and_the_loop_stays_free() -> None:
             async def watch() -> None:
                 nonlocal most, ticks
                 while True:
-                    most = max(most, len(scorer._pending))
+                    most = max(most, scorer._pool.in_flight)
                     ticks += 1
                     await asyncio.sleep(0.01)
 

@@ -5,26 +5,40 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 from contextlib import nullcontext
-from typing import Any
+from typing import Annotated, Any
+
+# Flags that read better with a placeholder than with their upper-cased name.
+METAVARS = {
+    "token_block": "NAME",
+    "rate_limit": "PER_MINUTE",
+    "max_in_flight": "N",
+    "poll_timeout": "SECONDS",
+    "max_failure_ratio": "R",
+    "limit": "N",
+    "allow_local_paths": "DIR",
+    "ledger": "LOCATION",
+    "ledger_block": "NAME",
+    "shards": "N",
+    "shard_deployment": "FLOW/DEPLOYMENT",
+    "chunk_size": "N",
+    "batch_size": "N",
+    "submission_limit": "NAME",
+}
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
+class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default where there is one to show (not None, not a switch's False)."""
 
-
-def _ratio(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a ratio between 0 and 1")
-    return value
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or isinstance(action, argparse._StoreFalseAction):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    from img2svg.pipeline.placement import SHARD_DEPLOYMENT
+    from img2svg.run.parameters import RunParameters
 
     p = commands.add_parser(
         "convert",
@@ -35,157 +49,60 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "failures.csv to --out. With no --api-url and no token, a local img2svg service is "
             "started for the run (the embedded default)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsShown,
     )
-    p.add_argument("manifest", help="CSV or Parquet manifest: local path or fsspec URL (s3://...)")
-    p.add_argument("--out", default="out", help="output directory or fsspec URL")
-    p.add_argument(
-        "--mode",
-        choices=["fast", "slow"],
-        default="fast",
-        help="fast: small files; slow: higher fidelity",
-    )
-    p.add_argument(
-        "--api-url",
-        help="base URL of a HiDream-compatible API (also $HIDREAM_API_URL); the token comes "
-        "from $HIDREAM_API_TOKEN and goes to this URL",
-    )
-    p.add_argument(
-        "--token-block",
-        metavar="NAME",
-        help="Prefect Secret block holding the API token (instead of the environment), sent "
-        'only to its own API: JSON {"api_url": ..., "token": ...}, or a plain token for '
-        "HiDream; another --api-url is refused",
-    )
-    p.add_argument(
-        "--image-column",
-        default="image_url",
-        help="manifest column with the image URL, path (relative to the manifest) or data: URI",
-    )
-    p.add_argument(
-        "--id-column",
-        help="manifest column with unique row ids (default: a stable hash of the image reference)",
-    )
-    p.add_argument(
-        "--version-column",
-        help="manifest column that changes when an image URL's content does (etag, updated_at, "
-        "checksum): with the URL, it tells an unchanged image without any network",
-    )
-    p.add_argument(
-        "--fingerprint",
-        choices=["url", "head"],
-        default="url",
-        help="how an image URL is told unchanged: url (the URL and --version-column) or head "
-        "(also a HEAD request's ETag / Last-Modified for each URL)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=10_000,
-        help="rows per chunk: what one Prefect task plans, submits or polls",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=8,
-        help="HTTP requests in flight at once across the run",
-    )
-    p.add_argument(
-        "--rate-limit",
-        type=float,
-        metavar="PER_MINUTE",
-        help="submissions per minute (default: 20 for a remote API as HiDream allows, "
-        "unlimited for the embedded service; 0 = unlimited)",
-    )
-    p.add_argument(
-        "--max-in-flight",
-        type=_positive_int,
-        metavar="N",
-        help="tasks in flight on the API at once (HiDream: 1-10 by account tier); "
-        "default: learned from its 429 answers",
-    )
-    p.add_argument(
-        "--poll-timeout",
-        type=float,
-        default=600.0,
-        metavar="SECONDS",
-        help="a row still unfinished this long after submission is timed_out",
-    )
-    p.add_argument(
-        "--max-failure-ratio",
-        type=_ratio,
-        default=0.25,
-        metavar="R",
-        help="exit non-zero (flow run Failed) when more than this share of rows fail",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="convert every row again, even images unchanged since they last succeeded "
-        "(pays for every task again)",
-    )
-    p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="print how many tasks would be submitted (the cost) and submit nothing",
-    )
-    p.add_argument(
-        "--limit",
-        type=_positive_int,
-        metavar="N",
-        help="submit at most N new tasks in this run; the remaining rows are 'skipped' and the "
-        "next run continues with them",
-    )
-    p.add_argument(
-        "--resubmit-unconfirmed",
-        action="store_true",
-        help="submit again the rows reported 'unconfirmed' (sent earlier, answer lost, maybe "
-        "billed) and nothing else; first check the account's task list for them",
-    )
-    p.add_argument(
-        "--allow-local-paths",
-        action="append",
-        metavar="DIR",
-        help="a folder local images may be read from besides the manifest's own (repeatable); "
-        "a row naming a local file anywhere else is invalid and never read",
-    )
-    p.add_argument(
-        "--ledger",
-        metavar="LOCATION",
-        help="the record of what was submitted and paid: a SQLite path (default: beside --out) "
-        "or postgresql://user[:password]@host/db shared by every machine (also "
-        "$IMG2SVG_LEDGER_URL); a password given here stays in this process's environment",
-    )
-    p.add_argument(
-        "--ledger-block",
-        metavar="NAME",
-        help="Prefect Secret block holding the ledger's URL (instead of --ledger)",
-    )
-    p.add_argument(
-        "--shards",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="split the catalog into N shards, each a flow run of the shard deployment on the "
-        "work pool (PREFECT_API_URL must point at the server with the deployments and "
-        "workers); needs a PostgreSQL --ledger and an --out every worker reaches (s3://... or "
-        "an absolute path on a shared filesystem)",
-    )
-    p.add_argument(
-        "--shard-deployment",
-        default=SHARD_DEPLOYMENT,
-        metavar="FLOW/DEPLOYMENT",
-        help="the deployment the shards run as",
-    )
-    p.add_argument(
-        "--no-score",
-        dest="score",
-        action="store_false",
-        help="do not score the SVGs against their sources (no ssim/psnr/paths, no thumbnails "
-        "in report.html): saves the CPU it takes",
-    )
+    add_model_options(p, RunParameters, METAVARS)
     p.add_argument("--verbose", action="store_true", help="show Prefect's logs")
     p.set_defaults(handler=run)
+
+
+def add_model_options(
+    parser: argparse.ArgumentParser, model: type[Any], metavars: dict[str, str]
+) -> None:
+    """One option per field of the model (a required field is positional), its help the
+    field's description, its values checked by the field's own type."""
+    from pydantic import TypeAdapter, ValidationError
+
+    for name, field in model.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        described = (field.description or "").rstrip(".")
+        kind = typing.get_origin(field.annotation)
+        args = [a for a in typing.get_args(field.annotation) if a is not type(None)]
+        if field.is_required():
+            parser.add_argument(name, help=described)
+        elif field.annotation is bool:
+            if field.default:
+                parser.add_argument(
+                    f"--no-{name.replace('_', '-')}",
+                    dest=name,
+                    action="store_false",
+                    help=f"do not: {described[0].lower()}{described[1:]}",
+                )
+            else:
+                parser.add_argument(flag, action="store_true", help=described)
+        elif kind is typing.Literal:
+            parser.add_argument(flag, choices=list(args), default=field.default, help=described)
+        elif args and typing.get_origin(args[0]) is list:
+            parser.add_argument(flag, action="append", metavar=metavars.get(name), help=described)
+        else:
+            annotated = (
+                Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+            )
+            adapter = TypeAdapter(annotated)
+
+            def checked(text: str, adapter: TypeAdapter[Any] = adapter) -> Any:
+                try:
+                    return adapter.validate_python(text)
+                except ValidationError as exc:
+                    raise argparse.ArgumentTypeError(exc.errors()[0]["msg"]) from None
+
+            parser.add_argument(
+                flag,
+                type=checked,
+                default=field.default,
+                metavar=metavars.get(name),
+                help=described,
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -199,38 +116,18 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from img2svg.cli.progress_bar import ProgressBar
-    from img2svg.pipeline.manifest import ManifestError, open_manifest
-    from img2svg.pipeline.placement import ShardingRefused
+    from img2svg.stage.manifest import ManifestError, open_manifest
+    from img2svg.stores.placement import ShardingRefused
 
     console = Console(stderr=True)  # progress and errors
     out = Console()  # the summary, which scripts may capture
-    params: dict[str, Any] = {
-        "manifest": args.manifest,
-        "out": args.out,
-        "mode": args.mode,
-        "api_url": args.api_url,
-        "token_block": args.token_block,
-        "image_column": args.image_column,
-        "id_column": args.id_column,
-        "version_column": args.version_column,
-        "fingerprint": args.fingerprint,
-        "batch_size": args.batch_size,
-        "concurrency": args.concurrency,
-        "rate_limit": args.rate_limit,
-        "max_in_flight": args.max_in_flight,
-        "poll_timeout": args.poll_timeout,
-        "max_failure_ratio": args.max_failure_ratio,
-        "force": args.force,
-        "dry_run": args.dry_run,
-        "limit": args.limit,
-        "resubmit_unconfirmed": args.resubmit_unconfirmed,
-        "allow_local_paths": args.allow_local_paths,
-        "ledger": _ledger_parameter(args.ledger),
-        "ledger_block": args.ledger_block,
-        "shards": args.shards,
-        "shard_deployment": args.shard_deployment,
-        "score": args.score,
-    }
+    from img2svg.run.parameters import RunParameters
+
+    if args.batch_size is not None:
+        console.print("[yellow]--batch-size is deprecated: use --chunk-size[/yellow]")
+        args.chunk_size, args.batch_size = args.batch_size, None
+    args.ledger = _ledger_parameter(args.ledger)
+    params = {name: getattr(args, name) for name in RunParameters.model_fields}
     try:  # a manifest that cannot be read is one clear message, before Prefect starts
         open_manifest(args.manifest, args.image_column, args.id_column, args.version_column)
         _check_shards(args)
@@ -255,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the flow crashed before producing a summary
         summary = exc
     if isinstance(summary, BaseException):
-        from img2svg.pipeline.backend import TokenBindingError
+        from img2svg.convert.backend import TokenBindingError
 
         reason = (
             summary
@@ -274,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 def _ledger_parameter(ledger: str | None) -> str | None:
     """A flow parameter is shown in the Prefect UI: a password in --ledger goes to this
     process's environment, where the flow (and libpq) find it, and the parameter goes without."""
-    from img2svg.pipeline.placement import LEDGER_URL_ENV, without_password
+    from img2svg.stores.placement import LEDGER_URL_ENV, without_password
 
     if ledger is None:
         return None
@@ -286,7 +183,7 @@ def _ledger_parameter(ledger: str | None) -> str | None:
 
 def _check_shards(args: argparse.Namespace) -> None:
     """What --shards needs, checked before anything starts (the flow checks it again)."""
-    from img2svg.pipeline.placement import LEDGER_URL_ENV, ShardingRefused, check_shardable
+    from img2svg.stores.placement import LEDGER_URL_ENV, ShardingRefused, check_shardable
 
     if args.shards < 2 or args.dry_run:
         return

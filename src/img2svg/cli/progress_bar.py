@@ -8,7 +8,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from img2svg.pipeline import progress
+from img2svg.convert import progress
 
 
 class ProgressBar:

@@ -1,9 +1,9 @@
 """Run conversions in worker processes, so that one bad image cannot take the service down.
 
 vtracer holds the GIL (threads give no speed-up) and some inputs abort the process, exhaust
-memory or run for minutes. Each conversion therefore runs in a pebble worker with a time limit
+memory or run for minutes. Each conversion therefore runs in a supervised worker with a time limit
 (the worker is killed when it is exceeded) and an address-space limit (RLIMIT_AS). A dead
-worker is replaced by pebble and reported as `ConversionCrashed`; the pool keeps serving.
+worker is replaced and reported as `ConversionCrashed`; the pool keeps serving.
 
 Workers are started with "spawn": the parent is an asyncio server with threads, and forking a
 threaded process can deadlock the child on a lock some other thread held. "forkserver" would
@@ -13,27 +13,22 @@ vtracer, and ~0.5 s more for scipy.ndimage and scikit-image's contour finder (fl
 `engine.flat`); that is paid at start-up (the pool starts its workers eagerly), after a crash
 or timeout, and every `max_tasks` conversions.
 
-pebble declares the whole pool broken if a worker dies while no task is running (for example
-an idle worker killed by the OOM killer); this class then builds a new pebble pool.
+The supervision (limits, timeouts, recycling, a broken pool replaced) is `img2svg.workers`,
+shared with the scorer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import os
 import pickle
-import resource
-import signal
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-from pebble import ProcessExpired, ProcessPool
+from pebble import ProcessExpired
 
 from img2svg.engine.errors import (
     ConversionCrashed,
@@ -43,6 +38,7 @@ from img2svg.engine.errors import (
 )
 from img2svg.engine.presets import get_preset
 from img2svg.engine.trace import EngineLimits, vectorize
+from img2svg.workers import SupervisedPool, death, limit_worker
 
 T = TypeVar("T")
 
@@ -66,13 +62,17 @@ class VectorizerPool:
     ) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.limits = limits
-        self._max_tasks = max_tasks
-        self._lock = threading.Lock()
-        self._closed = False
-        # Futures pebble has not resolved yet, with the pebble pool they were given to: a
-        # stopped pebble pool never resolves them, and an awaiting request would hang forever.
-        self._pending: dict[Future[Any], ProcessPool] = {}
-        self._pool = self._new_pool()
+        self._pool = SupervisedPool(
+            "vectorizer",
+            workers=self.workers,
+            timeout_s=limits.timeout_s,
+            max_tasks=max_tasks,
+            initializer=_init_worker,
+            initargs=(limits.memory_bytes,),
+            context=multiprocessing.get_context("spawn"),
+            crashed=lambda: ConversionCrashed("vectorizer processes died; the pool was restarted"),
+        )
+        self._pool.start()  # now, not on the first request
 
     async def convert(self, data: bytes, mode: str) -> str:
         """Vectorize in a worker; cancelling the awaiting task kills that worker's job."""
@@ -86,14 +86,7 @@ class VectorizerPool:
 
     def close(self) -> None:
         """Stop the workers now; queued and running conversions fail with ConversionFailed."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            pool = self._pool
-        pool.stop()
-        pool.join()
-        self._abandon(pool, ConversionFailed("the vectorizer pool was shut down"))
+        self._pool.close(ConversionFailed("the vectorizer pool was shut down"))
 
     def __enter__(self) -> VectorizerPool:
         return self
@@ -103,7 +96,7 @@ class VectorizerPool:
 
     def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run any picklable callable in a worker under the pool's limits (tests use this)."""
-        future = self._schedule(fn, args)
+        future = self._pool.schedule(fn, args)
         try:
             return future.result()
         except BaseException as exc:
@@ -113,7 +106,7 @@ class VectorizerPool:
             raise translated from None
 
     async def _run_async(self, fn: Callable[..., T], *args: Any) -> T:
-        future = self._schedule(fn, args)
+        future = self._pool.schedule(fn, args)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -124,31 +117,6 @@ class VectorizerPool:
                 raise
             raise translated from None
 
-    def _schedule(self, fn: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the vectorizer pool is closed")
-            if not self._pool.active:
-                self._replace_pool()
-            try:
-                future = self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s)
-            except RuntimeError:  # broke between the check and the call
-                self._replace_pool()
-                future = self._pool.schedule(fn, args=args, timeout=self.limits.timeout_s)
-            self._pending[future] = self._pool
-        future.add_done_callback(self._forget)
-        return future
-
-    def _forget(self, future: Future[Any]) -> None:
-        self._pending.pop(future, None)
-
-    def _abandon(self, pool: ProcessPool, error: EngineError) -> None:
-        """Fail every unresolved future of a stopped pebble pool."""
-        for future, owner in list(self._pending.items()):
-            if owner is pool and not future.done():
-                with contextlib.suppress(InvalidStateError):  # resolved meanwhile
-                    future.set_exception(error)
-
     def _translate(self, exc: BaseException) -> BaseException:
         """Worker-side failures as engine errors; anything else (a bug) unchanged."""
         if isinstance(exc, EngineError):
@@ -156,36 +124,15 @@ class VectorizerPool:
         if isinstance(exc, TimeoutError):
             return ConversionTimeout(f"conversion exceeded {self.limits.timeout_s:g} s")
         if isinstance(exc, ProcessExpired):
-            return ConversionCrashed(f"vectorizer process died ({_death(exc.exitcode)})")
+            return ConversionCrashed(f"vectorizer process died ({death(exc.exitcode)})")
         if isinstance(exc, BrokenProcessPool):
-            with self._lock:  # every task of a broken pool lands here: replace it once
-                if self._closed:
-                    return ConversionFailed("the vectorizer pool was shut down")
-                if not self._pool.active:
-                    log.warning("vectorizer pool broke (%s); starting a new one", exc)
-                    self._replace_pool()
+            if self._pool.closed:
+                return ConversionFailed("the vectorizer pool was shut down")
+            self._pool.replace_if_broken(exc)
             return ConversionCrashed("vectorizer processes died; the pool was restarted")
         if isinstance(exc, MemoryError):
             return ConversionFailed("out of memory while converting")
         return exc
-
-    def _new_pool(self) -> ProcessPool:
-        pool = ProcessPool(
-            max_workers=self.workers,
-            max_tasks=self._max_tasks,
-            initializer=_init_worker,
-            initargs=(self.limits.memory_bytes,),
-            context=multiprocessing.get_context("spawn"),
-        )
-        _ = pool.active  # starts the workers now, not on the first request
-        return pool
-
-    def _replace_pool(self) -> None:
-        """Caller holds the lock. The old pool's workers are stopped in the background."""
-        old, self._pool = self._pool, self._new_pool()
-        old.stop()
-        self._abandon(old, ConversionCrashed("vectorizer processes died; the pool was restarted"))
-        threading.Thread(target=old.join, name="img2svg-pool-reaper", daemon=True).start()
 
 
 def _convert(data: bytes, mode: str, limits: EngineLimits) -> str:
@@ -211,14 +158,8 @@ def _picklable(exc: Exception) -> Exception:
 
 
 def _init_worker(memory_bytes: int | None) -> None:
-    """Cap the address space, then load the decoders and the tracer before the first task.
-
-    Core dumps are switched off: a worker that aborts on a hostile image would otherwise
-    write up to `memory_bytes` of core file per crash.
-    """
-    lower_soft_limit(resource.RLIMIT_CORE, 0)
-    if memory_bytes is not None:
-        lower_soft_limit(resource.RLIMIT_AS, memory_bytes)
+    """Cap the worker, then load the decoders and the tracer before the first task."""
+    limit_worker(memory_bytes)
     from PIL import Image
 
     Image.init()
@@ -226,14 +167,6 @@ def _init_worker(memory_bytes: int | None) -> None:
         _warm_up()
     except Exception:  # a failed warm-up must not turn into a worker that never starts
         log.exception("vectorizer warm-up failed")
-
-
-def lower_soft_limit(kind: int, value: int) -> None:
-    """Lower the soft limit only: the hard limit may be below `value`, and stays as it is."""
-    _, hard = resource.getrlimit(kind)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(kind, (value, hard))
 
 
 def _warm_up() -> None:
@@ -251,14 +184,3 @@ def _warm_up() -> None:
         buffer = io.BytesIO()
         image.save(buffer, "PNG")
         vectorize(buffer.getvalue(), "fast")
-
-
-def _death(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "unknown exit status"
-    if exitcode < 0:
-        try:
-            return f"signal {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit code {exitcode}"

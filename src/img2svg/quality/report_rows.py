@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
-from img2svg.pipeline.rows import RowStatus
 from img2svg.quality.flags import flags_for
 from img2svg.quality.score import Quality
+from img2svg.run.rows import RowStatus
 
 CONVERTED_STATUS = str(RowStatus.SUCCEEDED)  # every other status is listed as a failure
 MAX_TEXT = 2_000

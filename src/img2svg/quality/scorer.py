@@ -1,8 +1,8 @@
 """Score rows in worker processes, off the event loop, so that no SVG can sink a run.
 
 Scoring is CPU-bound native code (resvg, scikit-image) that holds the GIL, takes ~135 bytes per
-source pixel and can crash on a hostile input. The approach is the engine's vectorizer pool
-(`img2svg.engine.pool`), with the same library, pebble:
+source pixel and can crash on a hostile input. It runs under the supervision the engine's
+vectorizer pool uses too (`img2svg.workers`):
 
 * a fixed number of worker processes, forked from a "forkserver" (forking the pipeline's own
   process, which runs threads, can deadlock the child on a lock another thread held; the fork
@@ -25,24 +25,18 @@ row (an unexpected exception in a worker is `ScoreFailed` with its type and text
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 import multiprocessing
 import os
-import resource
-import signal
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
 
-from pebble import ProcessExpired, ProcessPool
+from pebble import ProcessExpired
 
-from img2svg.engine.pool import lower_soft_limit
 from img2svg.quality.errors import ScoreCrashed, ScoreError, ScoreFailed, ScoreTimeout
 from img2svg.quality.score import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SVG_BYTES, Quality, score
+from img2svg.workers import SupervisedPool, death, limit_worker
 
 log = logging.getLogger("img2svg.quality.scorer")
 
@@ -89,11 +83,16 @@ class Scorer:
         self._bounds = {"max_pixels": max_pixels, "max_svg_bytes": max_svg_bytes}
         self._score_fn = score_fn
         self._slots = asyncio.Semaphore(self.workers)
-        self._lock = threading.RLock()  # re-entered: replacing a pool fails its futures
-        self._pool: ProcessPool | None = None
-        self._closed = False
-        # Futures pebble has not resolved, with their pool: a stopped pool never resolves them.
-        self._pending: dict[Future[Any], ProcessPool] = {}
+        self._pool = SupervisedPool(
+            "scoring",
+            workers=self.workers,
+            timeout_s=timeout_s,
+            max_tasks=max_tasks_per_child,
+            initializer=_init_worker,
+            initargs=(memory_bytes,),
+            context=_forkserver(),
+            crashed=lambda: ScoreCrashed("scoring processes died; the pool was restarted"),
+        )
 
     async def __aenter__(self) -> Scorer:
         await self.start()
@@ -103,8 +102,8 @@ class Scorer:
         await self.aclose()
 
     async def start(self) -> None:
-        """Start the workers now rather than on the first score (spawning takes a while)."""
-        await asyncio.to_thread(self._current_pool)
+        """Start the workers now rather than on the first score (starting takes a while)."""
+        await asyncio.to_thread(self._pool.start)
 
     async def score(self, source: bytes, svg: bytes) -> Quality:
         """Score one row in a worker. Raises only `ScoreError` for anything about the row.
@@ -112,12 +111,13 @@ class Scorer:
         Raises RuntimeError if the scorer is already closed (a caller bug); a score still
         waiting for a worker when it is closed fails with `ScoreFailed`.
         """
-        if self._closed:
+        if self._pool.closed:
             raise RuntimeError("the scorer is closed")
         async with self._slots:
-            if self._closed:
+            if self._pool.closed:
                 raise ScoreFailed("the scorer was closed before this row was scored")
-            future = self._schedule(source, svg)
+            args = (self._score_fn, source, svg, self._bounds)
+            future = self._pool.schedule(_score_in_worker, args)
             try:
                 return await asyncio.wrap_future(future)
             except asyncio.CancelledError:
@@ -132,88 +132,18 @@ class Scorer:
 
     async def aclose(self) -> None:
         """Stop the workers; scores running or waiting fail with `ScoreFailed`."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.stop()
-            await asyncio.to_thread(pool.join)
-            self._abandon(pool, ScoreFailed(_CLOSED_WHILE_SCORING))
-
-    def _schedule(self, source: bytes, svg: bytes) -> Future[Quality]:
-        args = (self._score_fn, source, svg, self._bounds)
-        with self._lock:
-            pool = self._current_pool_locked()
-            try:
-                future = pool.schedule(_score_in_worker, args=args, timeout=self.timeout_s)
-            except RuntimeError:  # the pool broke between the check and the call
-                pool = self._replace_pool_locked()
-                future = pool.schedule(_score_in_worker, args=args, timeout=self.timeout_s)
-            self._pending[future] = pool
-        future.add_done_callback(self._forget)
-        return future
-
-    def _current_pool(self) -> ProcessPool:
-        with self._lock:
-            return self._current_pool_locked()
-
-    def _current_pool_locked(self) -> ProcessPool:
-        if self._closed:
-            raise RuntimeError("the scorer is closed")
-        if self._pool is None:
-            self._pool = self._new_pool()
-        elif not self._pool.active:
-            self._replace_pool_locked()
-        assert self._pool is not None
-        return self._pool
-
-    def _new_pool(self) -> ProcessPool:
-        pool = ProcessPool(
-            max_workers=self.workers,
-            max_tasks=self.max_tasks_per_child,
-            initializer=_init_worker,
-            initargs=(self.memory_bytes,),
-            context=_forkserver(),
-        )
-        _ = pool.active  # starts the workers now
-        return pool
-
-    def _replace_pool_locked(self) -> ProcessPool:
-        """The old pool's workers are stopped in the background; its futures are failed."""
-        old, self._pool = self._pool, self._new_pool()
-        if old is not None:
-            old.stop()
-            self._abandon(old, ScoreCrashed("scoring processes died; the pool was restarted"))
-            threading.Thread(target=old.join, name="img2svg-scorer-reaper", daemon=True).start()
-        return self._pool
-
-    def _forget(self, future: Future[Any]) -> None:
-        with self._lock:
-            self._pending.pop(future, None)
-
-    def _abandon(self, pool: ProcessPool, error: ScoreError) -> None:
-        with self._lock:
-            abandoned = [f for f, owner in self._pending.items() if owner is pool]
-        for future in abandoned:
-            if not future.done():
-                with contextlib.suppress(InvalidStateError):  # resolved meanwhile
-                    future.set_exception(error)
+        await asyncio.to_thread(self._pool.close, ScoreFailed(_CLOSED_WHILE_SCORING))
 
     def _translate(self, exc: BaseException) -> ScoreError:
         """What pebble raises for a worker's fate, as the row's `ScoreError`."""
-        if self._closed:
+        if self._pool.closed:
             return ScoreFailed(_CLOSED_WHILE_SCORING)
         if isinstance(exc, TimeoutError):
             return ScoreTimeout(f"scoring took more than {self.timeout_s:g} s")
         if isinstance(exc, ProcessExpired):
-            return ScoreCrashed(f"the scoring process died ({_death(exc.exitcode)})")
+            return ScoreCrashed(f"the scoring process died ({death(exc.exitcode)})")
         if isinstance(exc, BrokenProcessPool):
-            with self._lock:  # every task of a broken pool lands here: replace it once
-                if not self._closed and self._pool is not None and not self._pool.active:
-                    log.warning("scoring pool broke (%s); starting a new one", exc)
-                    self._replace_pool_locked()
+            self._pool.replace_if_broken(exc)
             return ScoreCrashed("scoring processes died; the pool was restarted")
         return ScoreFailed(f"scoring failed: {type(exc).__name__}: {exc}")
 
@@ -234,9 +164,7 @@ def _score_in_worker(
 
 def _init_worker(memory_bytes: int | None) -> None:
     """No core files, the memory cap, then import and run everything once on a tiny input."""
-    lower_soft_limit(resource.RLIMIT_CORE, 0)
-    if memory_bytes is not None:
-        lower_soft_limit(resource.RLIMIT_AS, memory_bytes)
+    limit_worker(memory_bytes)
     try:
         _warm_up()
     except Exception:  # a failed warm-up must not become a worker that never starts
@@ -251,17 +179,6 @@ def _warm_up() -> None:
     Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "PNG")
     svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>'
     score(buffer.getvalue(), svg)
-
-
-def _death(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "unknown exit status"
-    if exitcode < 0:
-        try:
-            return f"signal {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"signal {-exitcode}"
-    return f"exit code {exitcode}"
 
 
 # What the fork server imports once, for every worker it forks (the score function's module and

@@ -34,7 +34,6 @@ from img2svg.api.paths import (
 from img2svg.engine.errors import EngineError
 from img2svg.engine.pool import VectorizerPool
 from img2svg.net.fetch import FetchLimits
-from img2svg.pipeline.svgcheck import InvalidSvg
 from img2svg.service.auth import account_for, caller_scope
 from img2svg.service.config import ServiceConfig
 from img2svg.service.errors import ApiError
@@ -67,6 +66,7 @@ from img2svg.service.runner import TaskRunner
 from img2svg.service.store import WAITING, Task, TaskStore
 from img2svg.service.views import task_result
 from img2svg.svg import sanitize_svg
+from img2svg.svg.check import InvalidSvg
 
 log = logging.getLogger("img2svg.service")
 

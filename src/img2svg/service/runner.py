@@ -16,13 +16,13 @@ import httpx
 
 from img2svg.engine.errors import EngineError
 from img2svg.engine.pool import VectorizerPool
-from img2svg.pipeline.svgcheck import InvalidSvg
 from img2svg.service.callbacks import deliver
 from img2svg.service.config import ServiceConfig
 from img2svg.service.metrics import ServiceMetrics
 from img2svg.service.store import DONE, FAILED, REJECTED, TaskStore
 from img2svg.service.views import task_result
 from img2svg.svg import sanitize_svg
+from img2svg.svg.check import InvalidSvg
 
 log = logging.getLogger("img2svg.service.runner")
 

@@ -1,28 +1,28 @@
 """Keep only what draws: an allowlist sanitizer for SVGs that come from outside.
 
-A browser that opens an SVG file runs its `<script>` elements and `on*=` handlers, follows its
-links and loads whatever its `href`s and `url()`s name. The converter's SVGs are stored and
-served, so each one passes through `sanitize_svg` first. It keeps the elements that draw
-(shapes, gradients, clips, masks, patterns, markers, text) and the attributes that place and
-paint them; everything else goes, and the answer says what went:
+A browser that opens an SVG runs its `<script>` elements and `on*=` handlers, follows its
+links and loads whatever its `href`s and `url()`s name; inlined into a page, the same bytes
+are read again by the HTML parser, which disagrees with XML on comments, DOCTYPEs, CDATA and
+more. The converter's SVGs are stored and served, so each one passes through `sanitize_svg`:
 
-- elements not on the list, with their content: `script`, `foreignObject`, `a`, `animate` and
-  `set` (which can rewrite an `href`), anything outside the document's SVG namespace (an XHTML
-  `<script>` runs too), and `<style>` sheets holding at-rules, escapes or markup;
-- processing instructions (`<?xml-stylesheet href=...?>` loads a sheet);
+- elements not on the list go with their content: `script`, `foreignObject`, `a`, `animate`
+  and `set` (which can rewrite an `href`), `filter`/`feImage`, anything outside the
+  document's SVG namespace (an XHTML `<script>` runs too); element children of `<title>` and
+  `<desc>` (HTML reads those as HTML) and `<style>` sheets holding markup;
 - attributes not on the list: every `on*` handler, those of foreign namespaces;
 - an `href`/`xlink:href` that is not a local `#fragment` (an `<image>` may also hold a raster
   `data:` URI); a `<use>` or `<image>` whose link goes is dropped whole;
-- in presentation attributes, `style` attributes and `<style>` rules: `url()` other than a local
-  `url(#id)`, backslash escapes (`\\75 rl(` is `url(`), quotes outside font names, `expression`,
-  `javascript:` and functions that are not colours, lengths or transforms (`image-set("…")`
-  loads too); a `style` declaration of another property than a presentation one.
+- CSS (`style` attributes, presentation attributes, `<style>` sheets) is read by a real
+  tokenizer and written back from the tokens kept (`img2svg.svg.css`);
+- processing instructions (`<?xml-stylesheet href=…?>` loads a sheet).
 
-A document with nothing to remove comes back as the very bytes given (XML declaration, DOCTYPE,
-comments and formatting included), so a well-behaved converter's SVGs are stored as received.
-One with something removed is written anew: UTF-8, an XML declaration, no DOCTYPE, no comments.
-The input is parsed by defusedxml (no entity, nothing external is read), so the sanitizer is
-safe on its own; the pipeline runs `check_svg` before it all the same.
+The document is always written anew (`img2svg.svg.serialize`): no XML declaration, DOCTYPE,
+comments or CDATA, escaped so that XML and HTML parsers build the same tree. Keeping a
+converter's bytes would keep whatever in them an HTML parser reads differently. `changed` and
+`removed` speak only of content that went (elements, attributes, declarations, instructions),
+never of formatting, so a well-behaved converter's SVGs are not flagged. The input is parsed
+by defusedxml (no entity, nothing external is read), so the sanitizer is safe on its own; the
+pipeline runs `check_svg` before it all the same.
 """
 
 from __future__ import annotations
@@ -35,11 +35,16 @@ from typing import NamedTuple
 from defusedxml.common import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
-from img2svg.pipeline.svgcheck import InvalidSvg
-
-SVG_NS = "http://www.w3.org/2000/svg"
-XLINK_NS = "http://www.w3.org/1999/xlink"
-XML_NS = "http://www.w3.org/XML/1998/namespace"
+from img2svg.svg.check import InvalidSvg
+from img2svg.svg.css import (
+    LOCAL_ID,
+    PRESENTATION,
+    clean_declarations,
+    clean_media,
+    clean_sheet,
+    clean_value,
+)
+from img2svg.svg.serialize import SVG_NS, XLINK_NS, XML_NS, local_name, split_name, write_svg
 
 ELEMENTS = frozenset(
     {
@@ -47,22 +52,6 @@ ELEMENTS = frozenset(
         "path", "rect", "circle", "ellipse", "line", "polyline", "polygon", "image",
         "linearGradient", "radialGradient", "stop", "clipPath", "mask", "pattern", "marker",
         "text", "tspan",
-    }
-)  # fmt: skip
-# Presentation attributes: CSS properties too, so their values are checked as CSS.
-PRESENTATION = frozenset(
-    {
-        "fill", "fill-opacity", "fill-rule", "stroke", "stroke-width", "stroke-linecap",
-        "stroke-linejoin", "stroke-miterlimit", "stroke-dasharray", "stroke-dashoffset",
-        "stroke-opacity", "opacity", "stop-color", "stop-opacity", "clip-path", "clip-rule",
-        "mask", "mask-type", "display", "visibility", "overflow", "color", "transform",
-        "transform-origin", "marker-start", "marker-mid", "marker-end", "vector-effect",
-        "paint-order", "mix-blend-mode", "isolation", "shape-rendering", "text-rendering",
-        "image-rendering", "color-interpolation", "color-rendering", "font-family", "font-size",
-        "font-size-adjust", "font-style", "font-weight", "font-variant", "font-stretch",
-        "text-anchor", "dominant-baseline", "alignment-baseline", "baseline-shift",
-        "letter-spacing", "word-spacing", "text-decoration", "writing-mode", "direction",
-        "unicode-bidi",
     }
 )  # fmt: skip
 ATTRIBUTES = PRESENTATION | frozenset(
@@ -77,27 +66,14 @@ ATTRIBUTES = PRESENTATION | frozenset(
         "orient",
     }
 )  # fmt: skip
-CSS_PROPERTIES = PRESENTATION | {"font", "marker"}
-_QUOTED = frozenset({"font", "font-family"})  # the only values that may hold quoted strings
-_FUNCTIONS = frozenset(
-    {
-        "rgb", "rgba", "hsl", "hsla", "hwb", "lab", "lch", "oklab", "oklch", "color",
-        "calc", "min", "max", "clamp", "matrix", "matrix3d", "translate", "translatex",
-        "translatey", "translate3d", "scale", "scalex", "scaley", "rotate", "skew", "skewx",
-        "skewy",
-    }
-)  # fmt: skip
-_LOCAL_URL = re.compile(r"""url\(\s*(['"]?)\s*#[^'"()\s]*\s*\1\s*\)""", re.IGNORECASE)
-_FUNCTION = re.compile(r"([a-z0-9_-]+)\s*\(", re.IGNORECASE)
-_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
-_RULE = re.compile(r"([^{}]*)\{([^{}]*)\}")
-_RASTER = re.compile(
-    r"\s*data:image/(?:png|jpeg|jpg|gif|webp);base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE
-)
+_LINKING = frozenset({"use", "image", "linearGradient", "radialGradient", "pattern"})
+_TEXT_ONLY = frozenset({"title", "desc"})  # HTML integration points: children would be HTML
+_RASTER = re.compile(r"data:image/(?:png|jpeg|jpg|gif|webp);base64,[A-Za-z0-9+/=]*", re.IGNORECASE)
+_URL_SPACE = " \t\n\r\f"  # what a URL parser trims; never Unicode spaces, which it keeps
 
 
 class Sanitized(NamedTuple):
-    """`data` as it may be written; `changed` when anything was removed, and what (each reason
+    """`data` as it may be written; `changed` when content was removed, and what (each reason
     once, with a count when it occurred more than once)."""
 
     data: bytes
@@ -106,20 +82,27 @@ class Sanitized(NamedTuple):
 
 
 def sanitize_svg(data: bytes) -> Sanitized:
-    """Remove from an SVG document whatever does not draw; InvalidSvg if it cannot be parsed
-    safely or its root is not an SVG <svg>."""
+    """Remove from an SVG document whatever does not draw and write it anew; InvalidSvg if it
+    cannot be parsed safely or its root is not an SVG <svg>."""
+    try:
+        return _sanitize(data)
+    except RecursionError:  # nesting no parser bound caught: refused, never a crash
+        raise InvalidSvg("the SVG nests too deeply to be checked") from None
+
+
+def _sanitize(data: bytes) -> Sanitized:
     root, instructions = _parse(data)
-    namespace, name = _split(root.tag)
+    namespace, name = split_name(root.tag)
     if name != "svg" or namespace not in ("", SVG_NS):
         raise InvalidSvg(f"the document's root element is <{root.tag}>, not an SVG <svg>")
     removed: Counter[str] = Counter(f"processing instruction <?{t}?>" for t in instructions)
     _clean_attributes(root, removed)
     stack = [root]
-    while stack:
+    while stack:  # not recursive: a deeply nested document must not exhaust the stack
         parent = stack.pop()
         kept: list[ET.Element] = []
         for child in parent:
-            reason = _judge(child, namespace, removed)
+            reason = _judge(child, local_name(parent.tag), namespace, removed)
             if reason is None:
                 _clean_attributes(child, removed)
                 kept.append(child)
@@ -133,14 +116,12 @@ def sanitize_svg(data: bytes) -> Sanitized:
                     parent.text = (parent.text or "") + child.tail
         if len(kept) != len(parent):
             parent[:] = kept
-    if not removed:
-        return Sanitized(data, False, [])
     notes = [reason if n == 1 else f"{reason} (×{n})" for reason, n in removed.items()]
-    return Sanitized(_serialize(root, namespace), True, notes)
+    return Sanitized(write_svg(root), bool(removed), notes)
 
 
 class _Builder(ET.TreeBuilder):
-    """The usual tree, plus the targets of the processing instructions it leaves out."""
+    """The usual tree (comments left out), plus the targets of the processing instructions."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -161,161 +142,86 @@ def _parse(data: bytes) -> tuple[ET.Element, list[str]]:
     return root, builder.instructions
 
 
-def _judge(element: ET.Element, namespace: str, removed: Counter[str]) -> str | None:
-    """Why the element goes, or None when it stays (a kept <style> has its rules cleaned)."""
-    ns, name = _split(element.tag)
+def _judge(element: ET.Element, parent: str, namespace: str, removed: Counter[str]) -> str | None:
+    """Why the element goes, or None when it stays (a kept <style> has its sheet cleaned)."""
+    ns, name = split_name(element.tag)
     if ns != namespace:
         return f"<{name}> element of namespace {ns or '(none)'}"
     if name not in ELEMENTS:
         return f"<{name}> element"
+    if parent in _TEXT_ONLY:
+        return f"<{name}> element inside <{parent}>"
     if name in ("use", "image"):
         for key in ("href", f"{{{XLINK_NS}}}href"):
             link = element.get(key)
-            if link is not None and not _allowed_link(name, link):
+            if link is not None and _allowed_link(name, link) is None:
                 return f"<{name}> linking {_show(link)}"
     if name == "style":
-        cleaned = None if len(element) else _clean_stylesheet(element.text or "")
-        if cleaned is None:
-            return "<style> element with at-rules, escapes or markup"
-        element.text, lost = cleaned
-        for prop in lost:
-            removed[f"{_show(prop)} declaration in <style>"] += 1
+        if len(element):
+            return "<style> element holding markup"
+        element.text, lost = clean_sheet(element.text or "")
+        for what in lost:
+            removed[f"{_show(what)} in <style>"] += 1
     return None
 
 
 def _clean_attributes(element: ET.Element, removed: Counter[str]) -> None:
-    tag = _split(element.tag)[1]
+    """Drop what is refused; write the CSS of what is kept anew from its tokens."""
+    tag = local_name(element.tag)
     for key, value in list(element.attrib.items()):
-        reason = _attribute_refusal(tag, key, value)
+        ns, name = split_name(key)
+        kept, reason = _attribute(tag, ns, name, value)
         if reason is not None:
             removed[reason] += 1
+        if kept is None:
             del element.attrib[key]
+        else:
+            element.set(key, kept)
     style = element.get("style")
     if style is None:
         return
-    clean, lost = _clean_declarations(style)
+    clean, lost = clean_declarations(style)
     for prop in lost:
         removed[f"{_show(prop)} in the style of <{tag}>"] += 1
-    if lost and clean:
+    if clean:
         element.set("style", clean)
-    elif lost:
+    else:
         del element.attrib["style"]
 
 
-def _attribute_refusal(tag: str, key: str, value: str) -> str | None:
-    ns, name = _split(key)
+def _attribute(tag: str, ns: str, name: str, value: str) -> tuple[str | None, str | None]:
+    """(the value to keep or None, why content went or None)."""
     if name == "href" and ns in ("", XLINK_NS):
-        return None if _allowed_link(tag, value) else f"href {_show(value)} on <{tag}>"
+        link = _allowed_link(tag, value) if tag in _LINKING else None
+        if link is not None:
+            return link, None
+        return None, f"href {_show(value)} on <{tag}>"
     if ns == XML_NS and name in ("space", "lang"):
-        return None
+        return value, None
     if ns:
-        return f"{name} attribute of namespace {ns} on <{tag}>"
+        return None, f"{name} attribute of namespace {ns} on <{tag}>"
     if name not in ATTRIBUTES:
-        return f"{name} attribute on <{tag}>"
-    if name in PRESENTATION and not _safe_css_value(name, value):
-        return f"{name}={_show(value)} on <{tag}>"
+        return None, f"{name} attribute on <{tag}>"
+    if name == "style":
+        return value, None  # declaration by declaration, by the caller
+    if name in PRESENTATION or name == "media":
+        clean = clean_media(value) if name == "media" else clean_value(name, value)
+        if clean is None:
+            return None, f"{name}={_show(value)} on <{tag}>"
+        return clean, None
+    return value, None
+
+
+def _allowed_link(tag: str, link: str) -> str | None:
+    """The link as it may be written, when it is a fragment of this document or, for an
+    <image>, a raster image inlined as data; None otherwise."""
+    local = LOCAL_ID.fullmatch(link)
+    if local is not None:
+        return f"#{local[1]}"
+    data = "".join(link.strip(_URL_SPACE).split())  # base64 may be wrapped over lines
+    if tag == "image" and _RASTER.fullmatch(data) and data.isascii():
+        return data
     return None
-
-
-def _allowed_link(tag: str, link: str) -> bool:
-    """A fragment of this document; for an <image>, also a raster image inlined as data."""
-    return link.strip().startswith("#") or (tag == "image" and _RASTER.fullmatch(link) is not None)
-
-
-def _safe_css_value(prop: str, value: str) -> bool:
-    if any(c in value for c in "\\<>@{}"):
-        return False
-    lowered = value.lower()
-    if "expression" in lowered or "javascript:" in lowered:
-        return False
-    rest = _LOCAL_URL.sub("none", lowered)
-    if ("'" in rest or '"' in rest) and prop not in _QUOTED:
-        return False
-    return all(function in _FUNCTIONS for function in _FUNCTION.findall(rest))
-
-
-def _clean_declarations(text: str) -> tuple[str, list[str]]:
-    """(the declarations kept, the properties dropped); `text` as given when none is."""
-    kept: list[str] = []
-    lost: list[str] = []
-    for declaration in _COMMENT.sub(" ", text).split(";"):
-        if not declaration.strip():
-            continue
-        prop, colon, value = declaration.partition(":")
-        prop, value = prop.strip().lower(), value.strip()
-        if colon and prop in CSS_PROPERTIES and _safe_css_value(prop, value):
-            kept.append(f"{prop}:{value}")
-        else:
-            lost.append(prop or declaration.strip())
-    return (text, []) if not lost else (";".join(kept), lost)
-
-
-def _clean_stylesheet(css: str) -> tuple[str, list[str]] | None:
-    """Plain `selector { declarations }` rules, cleaned as `style` attributes; None when the
-    sheet holds anything else (at-rules such as @import, escapes, nested blocks, markup)."""
-    body = _COMMENT.sub(" ", css)
-    if any(c in body for c in "@\\<") or _RULE.sub("", body).strip():
-        return None
-    rules: list[str] = []
-    lost: list[str] = []
-    for selector, declarations in _RULE.findall(body):
-        clean, dropped = _clean_declarations(declarations)
-        lost += dropped
-        rules.append(f"{selector.strip()} {{{clean}}}")
-    return (css, []) if not lost else ("\n".join(rules), lost)
-
-
-def _serialize(root: ET.Element, namespace: str) -> bytes:
-    """The cleaned tree as UTF-8; every element is in the root's namespace, the default one."""
-    declared: list[tuple[str, str]] = [("xmlns", namespace)] if namespace else []
-    xlink = f"{{{XLINK_NS}}}href"
-    if any(xlink in element.attrib for element in root.iter()):
-        declared.append(("xmlns:xlink", XLINK_NS))
-    out = ['<?xml version="1.0" encoding="UTF-8"?>\n']
-    stack: list[tuple[ET.Element, bool]] = [(root, False)]
-    while stack:  # not recursive: a deeply nested document must not exhaust the stack
-        element, closing = stack.pop()
-        name = _split(element.tag)[1]
-        if closing:
-            out += [f"</{name}>", _text(element.tail)]
-            continue
-        attributes = [*(declared if element is root else []), *element.attrib.items()]
-        out.append(f"<{name}")
-        out += [f' {_attribute_name(key)}="{_attribute(value)}"' for key, value in attributes]
-        if len(element) == 0 and not element.text:
-            out += ["/>", _text(element.tail)]
-            continue
-        out += [">", _text(element.text)]
-        stack.append((element, True))
-        stack.extend((child, False) for child in reversed(element))
-    out.append("\n")
-    return "".join(out).encode("utf-8")
-
-
-def _split(name: str) -> tuple[str, str]:
-    """'{namespace}local' -> (namespace, local); 'local' -> ('', local)."""
-    if name.startswith("{"):
-        namespace, _, local = name[1:].partition("}")
-        return namespace, local
-    return "", name
-
-
-def _attribute_name(key: str) -> str:
-    namespace, local = _split(key)
-    prefix = {XLINK_NS: "xlink:", XML_NS: "xml:"}.get(namespace, "")
-    return prefix + local
-
-
-def _text(text: str | None) -> str:
-    if not text:
-        return ""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return escaped.replace("\r", "&#13;")
-
-
-def _attribute(value: str) -> str:
-    escaped = _text(value).replace('"', "&quot;")
-    return escaped.replace("\n", "&#10;").replace("\t", "&#9;")
 
 
 def _show(value: str, limit: int = 60) -> str:

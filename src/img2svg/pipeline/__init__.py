@@ -1,1 +1,0 @@
-"""The conversion pipeline's building blocks, free of Prefect: manifest, batches, outputs."""

@@ -1,0 +1,1 @@
+"""Stage 1: read the manifest, streamed, into the run's workspace; image references."""

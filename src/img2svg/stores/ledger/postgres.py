@@ -1,0 +1,220 @@
+"""The ledger in PostgreSQL, so several machines share one.
+
+Its tables live in the schema `img2svg` (each connection's search_path), so a shared database is
+not cluttered. The schema version is a row of `img2svg.meta`; migrations run under a
+transaction-level advisory lock, so workers that start at once take turns instead of racing.
+Connections are in autocommit with explicit transactions; one the server aborts for a
+serialization failure or a deadlock is run again. Named locks are session-level advisory locks,
+each on a connection of its own: the server drops the lock when that connection closes, so when
+its holder dies (SIGKILL included), and a connection lost with the ledger's own connection does
+not take the lock with it.
+
+psycopg's messages may quote the connection string: every one is scrubbed of the password, and
+the driver's exception is not chained to the `LedgerUnavailable` raised in its place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.errors import DeadlockDetected, SerializationFailure
+from psycopg.rows import dict_row
+
+from img2svg.stores.ledger.dialect import Dialect, Row, T, holder_message
+from img2svg.stores.ledger.errors import LedgerTooNew, LedgerUnavailable, RunInProgress
+from img2svg.stores.ledger.location import describe, scrub
+from img2svg.stores.ledger.model import SCHEMA_VERSION
+
+SCHEMA = "img2svg"
+_DEFAULTS = {"connect_timeout": 10, "application_name": "img2svg"}  # unless the URL sets them
+_RETRIED = (SerializationFailure, DeadlockDetected)
+_ATTEMPTS = 5
+_POLL_S = 0.5  # a waiting lock polls, so Ctrl-C still stops it
+
+_CREATE = [
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA}.submissions ("
+    " key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, mode TEXT NOT NULL,"
+    " backend TEXT NOT NULL, idem_key TEXT NOT NULL, state TEXT NOT NULL, task_id TEXT,"
+    " sub_task_id TEXT, svg_url TEXT, svg_path TEXT, svg_sha256 TEXT, error TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0, token_id TEXT, flags TEXT NOT NULL DEFAULT '',"
+    " created_at DOUBLE PRECISION NOT NULL, submitted_at DOUBLE PRECISION,"
+    " finished_at DOUBLE PRECISION, quality TEXT)",
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA}.rows ("
+    " row_id TEXT PRIMARY KEY, key TEXT NOT NULL, svg_path TEXT NOT NULL,"
+    " svg_sha256 TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL, svg_size BIGINT,"
+    " svg_mtime_ns BIGINT)",
+    f"CREATE INDEX IF NOT EXISTS rows_key ON {SCHEMA}.rows (key)",
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA}.file_hashes ("
+    " path TEXT PRIMARY KEY, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL,"
+    " sha256 TEXT NOT NULL)",
+    # Who holds each named lock, for the message a second one shows (as the pid in a lock file).
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA}.locks ("
+    " key BIGINT PRIMARY KEY, name TEXT NOT NULL, holder TEXT NOT NULL,"
+    " since DOUBLE PRECISION NOT NULL)",
+]
+# Statements that bring a database to each version. PostgreSQL support began at version 5;
+# a later version appends its ALTERs here.
+_STEPS: dict[int, list[str]] = {SCHEMA_VERSION: _CREATE}
+
+
+def advisory_key(name: str) -> int:
+    """A bigint for pg_advisory_lock, from the name (prefixed: the key space is database-wide)."""
+    digest = hashlib.sha256(f"img2svg {name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+_MIGRATION_LOCK = advisory_key("schema migration")
+
+
+def _pg(sql: str) -> str:
+    """The ledger's `?` placeholders as psycopg's `%s` (its SQL has no literal `?` or `%`)."""
+    return sql.replace("?", "%s")
+
+
+def _guarded(url: str, call: Callable[..., T], *args: Any) -> T:
+    """`call(*args)`, a lost or refused connection raised as LedgerUnavailable."""
+    try:
+        return call(*args)
+    except _RETRIED:
+        raise
+    except psycopg.OperationalError as exc:
+        failure = scrub(f"{type(exc).__name__}: {exc}", url)
+    # Raised outside the except block, so the driver's exception is not even its context.
+    raise LedgerUnavailable(f"the ledger {describe(url)} is unavailable: {failure}")
+
+
+def connect(url: str) -> psycopg.Connection[dict[str, Any]]:
+    try:
+        given = conninfo_to_dict(url)
+        options = {name: value for name, value in _DEFAULTS.items() if name not in given}
+        db = psycopg.connect(url, autocommit=True, row_factory=dict_row, **options)
+        try:
+            db.execute(f"SET search_path TO {SCHEMA}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+    except psycopg.Error as exc:
+        failure = scrub(f"{type(exc).__name__}: {exc}", url)
+    raise LedgerUnavailable(f"cannot connect to the ledger {describe(url)}: {failure}")
+
+
+class PostgresDialect(Dialect):
+    for_update = " FOR UPDATE"
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self._url = url
+        self._db = connect(url)
+        try:
+            self.write(self._migrate)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresDialect({describe(self._url)!r})"
+
+    def _version(self) -> int:
+        if self._db.execute(f"SELECT to_regclass('{SCHEMA}.meta') AS t").fetchone()["t"] is None:
+            return 0
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row["value"]) if row else 0
+
+    def _migrate(self) -> None:
+        self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise LedgerTooNew(
+                f"the ledger {describe(self._url)} was written by a newer img2svg "
+                f"(schema {version})"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        # Looked up first: CREATE SCHEMA IF NOT EXISTS needs the CREATE right even when it exists.
+        if not self._db.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,)
+        ).fetchone():
+            self._db.execute(f"CREATE SCHEMA {SCHEMA}")
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _STEPS.get(target, []):
+                self._db.execute(statement)
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[dict[str, Any]]:
+        return _guarded(self._url, self._db.execute, _pg(sql), params)
+
+    def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._db.cursor() as cursor:
+            _guarded(self._url, cursor.executemany, _pg(sql), list(rows))
+
+    def _transaction(self, work: Callable[[], T]) -> T:
+        with self._guard, self._db.transaction():
+            return work()
+
+    def write(self, work: Callable[[], T]) -> T:
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return _guarded(self._url, self._transaction, work)
+            except _RETRIED:
+                if attempt == _ATTEMPTS:
+                    raise
+            time.sleep(0.05 * 2**attempt * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    def select_in(self, table: str, column: str, values: list[str]) -> list[Row]:
+        if not values:
+            return []
+        return self.all(f"SELECT * FROM {table} WHERE {column} = ANY(?)", (list(values),))
+
+    @contextmanager
+    def lock(self, name: str, *, wait: bool, what: str) -> Iterator[None]:
+        key = advisory_key(name)
+        session = connect(self._url)  # its own: closing it is what releases the lock
+        try:
+            while not _guarded(self._url, _try_lock, session, key):
+                if not wait:
+                    holder = _guarded(self._url, _holder, session, key)
+                    raise RunInProgress(holder_message(what, holder), holder)
+                time.sleep(_POLL_S)
+            me = f"pid {os.getpid()} on {socket.gethostname()}"
+            _guarded(
+                self._url,
+                session.execute,
+                "INSERT INTO locks (key, name, holder, since) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET name = excluded.name, "
+                "holder = excluded.holder, since = excluded.since",
+                (key, name, me, time.time()),
+            )
+            yield
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        with self._guard:
+            self._db.close()
+
+
+def _try_lock(session: psycopg.Connection[dict[str, Any]], key: int) -> bool:
+    return session.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()["ok"]
+
+
+def _holder(session: psycopg.Connection[dict[str, Any]], key: int) -> str:
+    row = session.execute("SELECT holder FROM locks WHERE key = %s", (key,)).fetchone()
+    return row["holder"] if row else "holder unknown"
