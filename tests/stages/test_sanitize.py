@@ -355,11 +355,29 @@ def test_our_engines_svgs_are_never_flagged_and_draw_the_same(name: str, mode: s
     assert np.array_equal(render(text.encode()), render(data))
 
 
-def test_a_sanitized_engine_svg_draws_exactly_as_before() -> None:
-    """Unsafe additions to a real engine SVG (with its alpha mask) go, and resvg draws the
-    result pixel for pixel like the engine's own SVG."""
-    original = vectorize((SAMPLES / "icon_alpha.png").read_bytes(), "fast").encode()
-    assert b"<mask" in original
+def translucent_photo() -> bytes:
+    """A photo fading out left to right: vtracer's path, with the alpha mask."""
+    photo = Image.open(SAMPLES / "chelsea.jpg").convert("RGBA").resize((160, 120))
+    ramp = np.tile(np.linspace(0, 255, 160).astype(np.uint8), (120, 1))
+    photo.putalpha(Image.fromarray(ramp, "L"))
+    buffer = io.BytesIO()
+    photo.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("source", "mark"),
+    [
+        (translucent_photo, b"<mask"),  # a photo: traced, alpha as a mask
+        (lambda: (SAMPLES / "icon_alpha.png").read_bytes(), b'transform="scale('),  # flat art
+    ],
+    ids=["photo-with-mask", "flat-art"],
+)
+def test_a_sanitized_engine_svg_draws_exactly_as_before(source, mark: bytes) -> None:
+    """Unsafe additions to a real engine SVG go, and resvg draws the result pixel for pixel
+    like the engine's own SVG."""
+    original = vectorize(source(), "fast").encode()
+    assert mark in original
     tampered = (
         original.replace(b"<svg ", b'<svg onload="alert(1)" ', 1)
         .replace(b"<path ", b'<path onmouseover="alert(2)" ')

@@ -9,8 +9,9 @@ Workers are started with "spawn": the parent is an asyncio server with threads, 
 threaded process can deadlock the child on a lock some other thread held. "forkserver" would
 restart workers faster but its preload list is process-global state shared with every other
 user of multiprocessing. A spawned worker costs ~0.5 s of CPU to import numpy, Pillow and
-vtracer; that is paid at start-up (the pool starts its workers eagerly), after a crash or
-timeout, and every `max_tasks` conversions.
+vtracer, and ~0.5 s more for scipy.ndimage and scikit-image's contour finder (flat art,
+`engine.flat`); that is paid at start-up (the pool starts its workers eagerly), after a crash
+or timeout, and every `max_tasks` conversions.
 
 The supervision (limits, timeouts, recycling, a broken pool replaced) is `img2svg.workers`,
 shared with the scorer.
@@ -169,11 +170,17 @@ def _init_worker(memory_bytes: int | None) -> None:
 
 
 def _warm_up() -> None:
-    """One tiny trace pages in vtracer's code, so the first real request is not slower."""
+    """Two tiny conversions page in the code of both paths, flat art's (scipy, scikit-image:
+    about a second to import) and vtracer's, so the first real request is not slower."""
     import io
 
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
-    buffer = io.BytesIO()
-    Image.new("RGB", (4, 4), (200, 30, 30)).save(buffer, "PNG")
-    vectorize(buffer.getvalue(), "fast")
+    for noisy in (False, True):
+        image = Image.new("RGB", (16, 16), (200, 30, 30))
+        ImageDraw.Draw(image).ellipse((3, 3, 12, 12), fill=(30, 30, 200))
+        if noisy:  # not flat art: traced by vtracer
+            image = Image.effect_noise((16, 16), 60).convert("RGB")
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        vectorize(buffer.getvalue(), "fast")

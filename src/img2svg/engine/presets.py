@@ -23,6 +23,12 @@ vectorizer notes. What the numbers taught:
   nothing, nor does path_precision 0 vs 1.
 * slow is bounded to 2048 px: larger inputs took minutes and produced SVGs over the output
   bound, for no visible gain at normal viewing sizes.
+
+`flat` is how each mode draws flat art (`engine.flat`; issue #18, measured with
+`bench/vectors.py`: 128 px icons judged at 4x). slow keeps up to 32 colours, merges only
+near-identical ones, fits curves within 0.2 px and writes 1/16 px; fast keeps 16 colours, merges
+closer ones, drops shapes under 2 px², fits within 0.45 px and writes 1/8 px, which keeps icons
+under 5 KB. Both tell flat art from photos the same way (`min_explained`).
 """
 
 from __future__ import annotations
@@ -37,19 +43,45 @@ GUARD_COLOURS = 256
 
 
 @dataclass(frozen=True)
+class FlatSettings:
+    """How one mode draws flat art.
+
+    `max_colours` bounds the palette (transparency not counted); colours closer than
+    `merge_distance` (0-255 premultiplied RGBA) are one; a colour needs `min_share` of the
+    pixels (and at least 3) as samples. Flat art has at least `min_explained` of its visible
+    pixels exactly one palette colour or a mix of two (icons 0.86-1, a flag with a glow 0.74;
+    colour photos at most 0.43: noise and shading leave too many pixels apart; a grey photo up
+    to 0.68, as any grey is a mix of two palette greys). Shapes smaller than
+    `speckle` px² are dropped; curves stay within `tolerance` px of the outline; corners turn
+    more than `corner_degrees`; coordinates are written in 1/`grid` px.
+    """
+
+    max_colours: int
+    merge_distance: float
+    min_share: float
+    min_explained: float
+    speckle: float
+    tolerance: float
+    grid: int
+    corner_degrees: float = 60.0
+
+
+@dataclass(frozen=True)
 class Preset:
     """How one mode prepares pixels and drives vtracer.
 
     `max_side` shrinks before tracing (time and bytes grow with pixel count); `colours`
     reduces to a palette first, or None to trace the pixels as decoded; `vtracer` holds
     keyword arguments for `vtracer.convert_raw_image_to_svg`, colour mode and stacking
-    included so that no vtracer default is relied upon.
+    included so that no vtracer default is relied upon. `flat` draws flat art instead of
+    tracing it (`engine.flat`), or None to trace every image.
     """
 
     name: str
     max_side: int | None
     colours: int | None
     vtracer: dict[str, object] = field(default_factory=dict)
+    flat: FlatSettings | None = None
 
     def vtracer_kwargs(self) -> dict[str, object]:
         """A copy, so a caller's tweak can never leak into the shared preset."""
@@ -75,6 +107,15 @@ PRESETS: dict[str, Preset] = {
             "layer_difference": 27,  # 16: 11-23 % of defaults' bytes on photos; 27: <= 9.4 %
             "path_precision": 1,
         },
+        flat=FlatSettings(
+            max_colours=16,
+            merge_distance=24,
+            min_share=0.0002,
+            min_explained=0.7,
+            speckle=2.0,
+            tolerance=0.45,
+            grid=8,
+        ),
     ),
     "slow": Preset(
         name="slow",
@@ -90,6 +131,15 @@ PRESETS: dict[str, Preset] = {
             "splice_threshold": 45,
             "path_precision": 2,
         },
+        flat=FlatSettings(
+            max_colours=32,
+            merge_distance=12,
+            min_share=0.0002,
+            min_explained=0.7,
+            speckle=0.5,
+            tolerance=0.2,
+            grid=16,
+        ),
     ),
 }
 

@@ -1,5 +1,9 @@
 """Bytes in, SVG text out, in the current process: decode, prepare, trace, guard, bound.
 
+Flat art (logos, icons, emoji, flags: a few flat colours and their anti-aliasing) is drawn by
+`engine.flat`, whose shapes have sub-pixel edges and curves so that the SVG stays right when
+enlarged (issue #18). Everything else, photos and gradients, is traced by vtracer as below.
+
 This is what a pool worker runs. It trusts nothing: the bytes are re-validated by `decode`
 (vtracer aborts the whole process on oversized images), vtracer's panics are turned into
 `ConversionFailed`, and the output is bounded because noise-like inputs produce 100+ MB SVGs.
@@ -68,6 +72,12 @@ def trace_image(image: Image.Image, preset: Preset, size: tuple[int, int] | None
     alpha = np.asarray(rgba.getchannel("A"))
     if not alpha.any():
         return _document((width, height), rgba.size, 0, "")
+    if preset.flat is not None:
+        from img2svg.engine.flat import flat_body  # scipy and scikit-image: workers only
+
+        body = flat_body(np.asarray(rgba), preset.flat)
+        if body is not None:
+            return _document((width, height), rgba.size, 0, body)
     pad = _PAD if (alpha == 0).any() else 0
     body = _colour_layer(_binary_alpha(rgba, alpha), preset, pad)
     if ((alpha > 0) & (alpha < 255)).any():
