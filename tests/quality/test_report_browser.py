@@ -157,9 +157,11 @@ def test_every_row_and_reason_is_shown_and_nothing_injected_runs(
     assert PAYLOAD in seen["images"] and ALERT in seen["images"]  # shown as text
     assert seen["title"] == SUMMARY.title
 
-    # Every thumbnail decoded: by the page's own count and by the DOM's.
+    # Every thumbnail and 4x crop decoded: by the page's own count and by the DOM's.
     converted_rows = [row for row in rows if row.converted and row.source_thumb]
-    assert seen["imgs"] == seen["reportedImages"] == 2 * len(converted_rows)
+    zoomed = [row for row in converted_rows if row.source_zoom and row.svg_zoom]
+    assert zoomed, "the scored rows carry their 4x crops"
+    assert seen["imgs"] == seen["reportedImages"] == 2 * len(converted_rows) + 2 * len(zoomed)
     assert seen["broken"] == seen["undecoded"] == 0
     assert seen["foreignImgs"] == 0
 

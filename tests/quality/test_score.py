@@ -9,8 +9,9 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from img2svg.engine.decode import DecodeLimits
 from img2svg.engine.fidelity import fidelity
@@ -29,6 +30,8 @@ from img2svg.quality.score import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_SVG_BYTES,
     THUMB_SIDE,
+    ZOOM,
+    ZOOM_CROP,
 )
 from tests.engine.test_decode import png_with_ihdr
 from tests.quality.images import blank_svg, encode, flat_png, flat_svg, logo_png, photo_jpeg
@@ -256,3 +259,26 @@ BASE = Quality(
 )
 def test_flag_thresholds(changes: dict[str, float], expected: list[str]) -> None:
     assert flags_for(replace(BASE, **changes)) == expected
+
+
+def test_the_4x_crops_show_the_busiest_region_and_the_vector_stays_sharp() -> None:
+    """A disc drawn as a raster and as a vector: both crops frame an edge of it, enlarged 4x;
+    the source's (bicubic) is a blur band, the SVG's a clean edge."""
+    raster = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(raster).ellipse((12, 12, 52, 52), fill=(200, 0, 0))
+    buffer = io.BytesIO()
+    raster.save(buffer, "PNG")
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+        b'<circle cx="32" cy="32" r="20" fill="#c80000"/></svg>'
+    )
+    quality = score(buffer.getvalue(), svg)
+
+    def blur(image: bytes) -> int:
+        with Image.open(io.BytesIO(image)) as opened:
+            assert opened.size == (ZOOM_CROP * ZOOM, ZOOM_CROP * ZOOM)
+            green = np.asarray(opened.convert("RGB"))[:, :, 1].astype(int)
+        assert green.min() < 40 and green.max() > 215  # an edge of the disc is in the crop
+        return int(((green > 40) & (green < 215)).sum())
+
+    assert blur(quality.svg_zoom) * 2 < blur(quality.source_zoom)

@@ -56,9 +56,15 @@ def _thumb(key: str, side: str) -> str:
     return f".img2svg/thumbs/{key}.{side}.webp"
 
 
+_SIDES = {"src": "source_thumb", "svg": "svg_thumb", "src4x": "source_zoom", "svg4x": "svg_zoom"}
+
+
 def save_thumbnails(outputs: OutputStore, key: str, quality: Quality) -> None:
-    outputs.write_bytes(_thumb(key, "src"), quality.source_thumb)
-    outputs.write_bytes(_thumb(key, "svg"), quality.svg_thumb)
+    """The two thumbnails and the two 4x crops, for the report to read when it lists the row."""
+    for side, name in _SIDES.items():
+        image = getattr(quality, name)
+        if image:
+            outputs.write_bytes(_thumb(key, side), image)
 
 
 def write_report(workspace: Workspace, outputs: OutputStore, mode: str, title: str) -> str:
@@ -90,8 +96,10 @@ def _report_rows(workspace: Workspace, outputs: OutputStore) -> Iterator[ReportR
                 source_bytes=scores.get("source_bytes"),
                 flags=tuple(split_flags(row["flags"])),
                 svg_href=f"svgs/{row['row_id']}.svg" if succeeded else None,
-                source_thumb=partial(_read_thumb, outputs, key, "src") if scores and key else None,
-                svg_thumb=partial(_read_thumb, outputs, key, "svg") if scores and key else None,
+                **{
+                    name: partial(_read_thumb, outputs, key, side) if scores and key else None
+                    for side, name in _SIDES.items()
+                },
             )
 
 

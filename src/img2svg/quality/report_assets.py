@@ -35,6 +35,8 @@ table.counts td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .row { display: grid; grid-template-columns: 104px 104px 1fr; gap: 12px;
   border-bottom: 1px solid var(--line); padding: 8px 0; align-items: start; }
 .row.failure { grid-template-columns: 1fr; }
+.row.zoomed { grid-template-columns: 104px 104px 104px 104px 1fr; }
+img.thumb.zoom { image-rendering: auto; outline: 2px solid var(--line); }
 .thumb { width: 96px; height: 96px; object-fit: contain; border: 1px solid var(--line);
   background: #fff; display: flex; align-items: center; justify-content: center; color: #999;
   font-size: 11px; }
@@ -118,7 +120,12 @@ SCRIPT = """
       link.href = row.href;
       details.append(link);
     }
-    node.append(thumb(row.source_thumb, "source"), thumb(row.svg_thumb, "SVG"), details);
+    node.append(thumb(row.source_thumb, "source"), thumb(row.svg_thumb, "SVG"));
+    if (row.source_zoom || row.svg_zoom) {  // one region at 4x: facets and halos show here
+      node.classList.add("zoomed");
+      node.append(thumb(row.source_zoom, "source at 4x"), thumb(row.svg_zoom, "SVG at 4x"));
+    }
+    node.append(details);
     return node;
   }
   function pager(name, page, count, total) {

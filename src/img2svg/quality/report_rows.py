@@ -64,6 +64,8 @@ class ReportRow:
     svg_href: str | None = None
     source_thumb: Thumb = None
     svg_thumb: Thumb = None
+    source_zoom: Thumb = None  # a region enlarged 4x: the source (bicubic), and the SVG drawn
+    svg_zoom: Thumb = None
 
     @property
     def converted(self) -> bool:
@@ -96,6 +98,8 @@ class ReportRow:
             svg_href=svg_href,
             source_thumb=quality.source_thumb,
             svg_thumb=quality.svg_thumb,
+            source_zoom=quality.source_zoom or None,
+            svg_zoom=quality.svg_zoom or None,
         )
 
 
@@ -175,6 +179,8 @@ def row_json(row: ReportRow) -> str:
         "href": quote(row.svg_href, safe="/") if row.svg_href else None,
         "source_thumb": _data_uri(row.source_thumb),
         "svg_thumb": _data_uri(row.svg_thumb),
+        "source_zoom": _data_uri(row.source_zoom),
+        "svg_zoom": _data_uri(row.svg_zoom),
     }
     return _script_safe(json.dumps(data, separators=(",", ":")))
 

@@ -41,6 +41,9 @@ DEFAULT_MAX_PIXELS = DecodeLimits().max_pixels
 DEFAULT_MAX_SVG_BYTES = 20_000_000
 
 THUMB_SIDE = 96
+ZOOM = 4  # the enlargement a vector must survive (issue 18's measure)
+ZOOM_CROP = 24  # source px: 96 px at 4x, beside the thumbnails
+_IMAGES = ("source_thumb", "svg_thumb", "source_zoom", "svg_zoom")
 THUMB_MIME = "image/webp"
 # WebP at quality 70: 0.3-2.6 KB per thumbnail on manifests/images, so a report of 10,000
 # rows carries tens of MB of pictures, not hundreds.
@@ -78,6 +81,10 @@ class Quality:
     svg_luma_std: float
     source_thumb: bytes
     svg_thumb: bytes
+    # The same small region, enlarged ZOOM times: the source as a browser enlarges a raster
+    # (bicubic), and the SVG drawn at that size, so facets and halos show without opening files.
+    source_zoom: bytes = b""
+    svg_zoom: bytes = b""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: thumbnails as base64, an infinite `psnr` as None (null).
@@ -88,8 +95,8 @@ class Quality:
         """
         data = asdict(self)
         data["psnr"] = None if math.isinf(self.psnr) else self.psnr
-        data["source_thumb"] = base64.b64encode(self.source_thumb).decode("ascii")
-        data["svg_thumb"] = base64.b64encode(self.svg_thumb).decode("ascii")
+        for name in _IMAGES:
+            data[name] = base64.b64encode(data[name]).decode("ascii")
         return {"v": QUALITY_JSON_VERSION, **data}
 
     @classmethod
@@ -101,8 +108,8 @@ class Quality:
         fields = {key: value for key, value in data.items() if key != "v"}
         psnr = fields["psnr"]
         fields["psnr"] = math.inf if psnr is None else float(psnr)
-        fields["source_thumb"] = base64.b64decode(fields["source_thumb"])
-        fields["svg_thumb"] = base64.b64decode(fields["svg_thumb"])
+        for name in _IMAGES:
+            fields[name] = base64.b64decode(fields.get(name, ""))
         return cls(**fields)
 
     def to_json(self) -> str:
@@ -139,6 +146,7 @@ def score(
     ssim, psnr = _compare(reference, rendered)
     source_image = Image.fromarray(reference)
     svg_image = Image.fromarray(rendered)
+    source_zoom, svg_zoom = zoomed(reference, text)
     return Quality(
         ssim=ssim,
         psnr=psnr,
@@ -151,7 +159,42 @@ def score(
         svg_luma_std=_luma_std(svg_image),
         source_thumb=thumbnail(source_image),
         svg_thumb=thumbnail(svg_image),
+        source_zoom=source_zoom,
+        svg_zoom=svg_zoom,
     )
+
+
+def zoomed(reference: np.ndarray, svg: str) -> tuple[bytes, bytes]:
+    """The source's busiest ZOOM_CROP px square (the most edge), enlarged ZOOM times: bicubic
+    for the source, and the SVG drawn at that scale (a vector, so its edges are its own)."""
+    height, width = reference.shape[:2]
+    side = min(ZOOM_CROP, width, height)
+    x, y = _busiest(reference, side)
+    region = Image.fromarray(reference[y : y + side, x : x + side])
+    source = region.resize((side * ZOOM, side * ZOOM), Image.Resampling.BICUBIC)
+    embedded = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    window = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{side * ZOOM}" height="{side * ZOOM}" '
+        f'viewBox="{x} {y} {side} {side}"><image width="{width}" height="{height}" '
+        f'preserveAspectRatio="none" href="data:image/svg+xml;base64,{embedded}"/></svg>'
+    )
+    try:
+        drawn = Image.fromarray(render_svg(window, side * ZOOM, side * ZOOM))
+    except ValueError:
+        return _webp(source), b""
+    return _webp(source), _webp(drawn)
+
+
+def _busiest(reference: np.ndarray, side: int) -> tuple[int, int]:
+    """The top-left corner of the `side` px square holding the most luminance edge."""
+    luma = reference.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    edges = np.zeros_like(luma)
+    edges[:, 1:] += np.abs(np.diff(luma, axis=1))
+    edges[1:, :] += np.abs(np.diff(luma, axis=0))
+    table = np.pad(edges.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = table[side:, side:] - table[:-side, side:] - table[side:, :-side] + table[:-side, :-side]
+    y, x = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(x), int(y)
 
 
 def count_drawn(root: Any) -> int:
@@ -167,8 +210,12 @@ def thumbnail(image: Image.Image) -> bytes:
     small = image
     if size != image.size:
         small = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return _webp(small)
+
+
+def _webp(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    small.save(buffer, "WEBP", quality=_THUMB_QUALITY)
+    image.save(buffer, "WEBP", quality=_THUMB_QUALITY)
     return buffer.getvalue()
 
 
