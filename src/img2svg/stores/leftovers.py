@@ -69,26 +69,33 @@ def sweep_workspaces(runs: Path, swept: Swept | None = None, now: float | None =
     if not runs.is_dir():
         return swept
     for database in sorted(runs.glob("*.sqlite3")):
-        lease = Path(f"{database}{LEASE_SUFFIX}")
-        if lease.exists():
-            with _taken(lease) as free:
-                if not free:
-                    swept.live.append(str(database))
-                    continue
-                swept.freed_bytes += _remove_workspace(database)
-                swept.workspaces.append(str(database))
-                with contextlib.suppress(FileNotFoundError):
-                    lease.unlink()
-        elif now - _mtime(database) > UNLEASED_AFTER_S:
-            swept.freed_bytes += _remove_workspace(database)
-            swept.workspaces.append(str(database))
+        try:
+            _sweep_one(database, swept, now)
+        except OSError:  # not ours to remove (another user's, a read-only disk): left alone
+            continue
     for lease in runs.glob(f"*.sqlite3{LEASE_SUFFIX}"):  # a lease whose run died before its file
         database = Path(str(lease).removesuffix(LEASE_SUFFIX))
         if not database.exists():
-            with _taken(lease) as free, contextlib.suppress(FileNotFoundError):
+            with _taken(lease) as free, contextlib.suppress(OSError):
                 if free:
                     lease.unlink()
     return swept
+
+
+def _sweep_one(database: Path, swept: Swept, now: float) -> None:
+    lease = Path(f"{database}{LEASE_SUFFIX}")
+    if lease.exists():
+        with _taken(lease) as free:
+            if not free:
+                swept.live.append(str(database))
+                return
+            swept.freed_bytes += _remove_workspace(database)
+            swept.workspaces.append(str(database))
+            with contextlib.suppress(FileNotFoundError):
+                lease.unlink()
+    elif now - _mtime(database) > UNLEASED_AFTER_S:
+        swept.freed_bytes += _remove_workspace(database)
+        swept.workspaces.append(str(database))
 
 
 def sweep_temporary(
@@ -107,7 +114,7 @@ def sweep_temporary(
         if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file():
             stat = entry.stat()
             if now - stat.st_mtime > TEMPORARY_AFTER_S:
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):  # gone already, or not ours to remove
                     os.unlink(entry.path)
                     swept.temporary.append(entry.path)
                     swept.freed_bytes += stat.st_size
@@ -121,6 +128,9 @@ def _taken(lease: Path) -> Iterator[bool]:
         fd = os.open(lease, os.O_RDWR)
     except FileNotFoundError:
         yield True
+        return
+    except OSError:  # cannot even look (another user's): as good as held
+        yield False
         return
     try:
         try:
