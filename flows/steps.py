@@ -42,10 +42,11 @@ def plan_chunks(run: PreparedRun, staged: Staged) -> dict[str, int]:
         ).result()
         for name, n in counts.items():  # every name kept, zeros too: the dry run's table
             total[name] = total.get(name, 0) + n
-    if not total:  # an empty manifest
-        total = {"tasks_to_submit": 0, "rows_to_submit": 0, "tasks_to_poll": 0, "rows_to_poll": 0}
-    get_run_logger().info("plan: %s", total)
-    return total
+    first = ("tasks_to_submit", "rows_to_submit", "tasks_to_poll", "rows_to_poll")
+    plan = {name: total.get(name, 0) for name in first}  # an empty manifest costs 0 too
+    plan |= {name: total[name] for name in sorted(total) if name not in first}
+    get_run_logger().info("plan: %s", plan)
+    return plan
 
 
 def cost(plan: dict[str, int]) -> State:
