@@ -11,14 +11,17 @@ What is kept is an allowlist, token by token:
 - declarations of presentation properties only (`fill`, `stroke`, `font-family`, …);
 - values made of keywords, numbers, lengths, percentages, angles, `#rgb` colours, the colour,
   math, transform and basic-shape functions, and a local `url(#id)`;
-- quoted strings only in font names, of letters, digits, spaces and `-_.,`;
+- quoted strings only in font names: any script, but no quote, backslash, markup, brace,
+  parenthesis or control character;
 - rules whose selectors are names, classes, ids, attributes, combinators and plain
   pseudo-classes; `@media` around such rules.
 
 Everything else goes: other properties, other functions (`image-set`, `var`, `attr`, `src`,
 `expression`), `url()` to anything but `#id` in any spelling, every other at-rule (`@import`,
 `@font-face`, …), custom properties, and any declaration or rule whose source holds a
-backslash: an escape has no business in what a vectorizer writes. The text written back is
+backslash: an escape has no business in what a vectorizer writes. Nesting deeper than 16
+functions or blocks is refused too (no drawing needs it, and checking it must not recurse
+without bound). The text written back is
 made from the kept tokens, never copied from the input, and holds no `<`, `&` or backslash, so
 no HTML or XML parser can read it as markup.
 """
