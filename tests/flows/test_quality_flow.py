@@ -91,7 +91,7 @@ def test_scores_match_an_independent_measurement_and_the_report_shows_every_row(
 
     seen = asyncio.run(_open_in_chromium(report, tmp_path / "profile"))
     assert sorted(seen["ids"]) == sorted([*converted.index, "missing"])
-    assert seen["images"] == 2 * len(converted)  # a source and an SVG thumbnail per row
+    assert seen["images"] == 4 * len(converted)  # thumbnails and 4x crops: source and SVG
     assert seen["undecoded"] == 0
     assert any("no such file" in reason for reason in seen["reasons"])
 
