@@ -116,13 +116,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from img2svg.cli.progress_bar import ProgressBar
+    from img2svg.run.parameters import RunParameters
     from img2svg.stage.manifest import ManifestError, open_manifest
     from img2svg.stores.placement import ShardingRefused
 
     console = Console(stderr=True)  # progress and errors
     out = Console()  # the summary, which scripts may capture
-    from img2svg.run.parameters import RunParameters
-
     if args.batch_size is not None:
         console.print("[yellow]--batch-size is deprecated: use --chunk-size[/yellow]")
         args.chunk_size, args.batch_size = args.batch_size, None
