@@ -47,7 +47,7 @@ import vtracer
 from PIL import Image
 
 from img2svg.engine.decode import decode_image
-from img2svg.engine.fidelity import compare, on_white, render_svg
+from img2svg.engine.fidelity import compare, on_white, render_rgba, render_svg
 
 SIDE = 128
 SCALE = 4
@@ -184,9 +184,7 @@ def raster_size(svg: str, side: int) -> tuple[int, int]:
 
 
 def rasterize(svg: str, size: tuple[int, int]) -> Image.Image:
-    png = resvg_py.svg_to_bytes(svg_string=svg, width=size[0], height=size[1], dpi=96)
-    with Image.open(io.BytesIO(bytes(png))) as im:
-        return im.convert("RGBA")
+    return render_rgba(svg, *size)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -202,9 +200,7 @@ def bicubic(source: Image.Image, size: tuple[int, int]) -> np.ndarray:
 
 
 def rendered_rgba(svg: str, size: tuple[int, int]) -> np.ndarray:
-    png = resvg_py.svg_to_bytes(svg_string=svg, width=size[0], height=size[1], dpi=96)
-    with Image.open(io.BytesIO(bytes(png))) as im:
-        return np.asarray(im.convert("RGBA").resize(size))
+    return np.asarray(render_rgba(svg, *size))
 
 
 def transparency_kept(truth_alpha: np.ndarray, alpha: np.ndarray) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import TypeVar
 
 from prefect import get_run_logger
@@ -41,7 +41,7 @@ from img2svg.stores.placement import (
     ledger_location,
     workspace_dir,
 )
-from img2svg.stores.workspace import Workspace
+from img2svg.stores.workspace import remove_workspace_files
 
 T = TypeVar("T")
 
@@ -151,12 +151,7 @@ def run_workspace(run: PreparedRun) -> Iterator[str]:
         try:
             yield str(path)
         finally:
-            remove_workspace(path)
-
-
-def remove_workspace(path: Path | str) -> None:
-    if Path(path).exists():
-        Workspace(path).remove()
+            remove_workspace_files(path)  # every task closed its connection
 
 
 @contextmanager

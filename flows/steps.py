@@ -53,8 +53,8 @@ def cost(plan: dict[str, int]) -> State:
     """A dry run's answer: what the run would submit, and that nothing was."""
     return Completed(
         message=(
-            f"dry run: would submit {plan.get('tasks_to_submit', 0)} tasks "
-            f"({plan.get('rows_to_submit', 0)} rows) and poll {plan.get('tasks_to_poll', 0)} "
+            f"dry run: would submit {plan['tasks_to_submit']} tasks "
+            f"({plan['rows_to_submit']} rows) and poll {plan['tasks_to_poll']} "
             "already submitted; nothing was submitted"
         ),
         data=plan,
@@ -66,7 +66,7 @@ def convert_chunks(run: PreparedRun, staged: Staged, plan: dict[str, int]) -> No
     scoring the SVGs as they arrive). With nothing to send, no service is started; SVGs reused
     from runs that never scored them are still scored."""
     every_chunk = list(range(staged.chunks))
-    if not plan.get("tasks_to_submit") and not plan.get("tasks_to_poll"):
+    if not plan["tasks_to_submit"] and not plan["tasks_to_poll"]:
         if run.params.score:
             wait([score_svgs.submit(staged.workspace, every_chunk, run.settings, run.out,
                                     run.task_ledger)])  # fmt: skip

@@ -18,7 +18,7 @@ from PIL import Image
 from scipy import ndimage
 
 from img2svg.engine import trace
-from img2svg.engine.fidelity import compare, on_white, render_svg
+from img2svg.engine.fidelity import compare, on_white, render_rgba, render_svg
 from img2svg.engine.trace import vectorize
 
 DRAWINGS = Path(__file__).resolve().parent / "drawings"
@@ -34,9 +34,7 @@ def rasterize(name: str, side: int) -> Image.Image:
     with Image.open(io.BytesIO(bytes(resvg_py.svg_to_bytes(svg_string=text)))) as natural:
         width, height = natural.size
     size = (round(width * side / max(width, height)), round(height * side / max(width, height)))
-    png = resvg_py.svg_to_bytes(svg_string=text, width=size[0], height=size[1], dpi=96)
-    with Image.open(io.BytesIO(bytes(png))) as image:
-        return image.convert("RGBA")
+    return render_rgba(text, *size)
 
 
 def png(image: Image.Image) -> bytes:
@@ -46,9 +44,7 @@ def png(image: Image.Image) -> bytes:
 
 
 def rendered_rgba(svg: str, size: tuple[int, int]) -> np.ndarray:
-    data = resvg_py.svg_to_bytes(svg_string=svg, width=size[0], height=size[1], dpi=96)
-    with Image.open(io.BytesIO(bytes(data))) as image:
-        return np.asarray(image.convert("RGBA"))
+    return np.asarray(render_rgba(svg, *size))
 
 
 @pytest.fixture(scope="module")

@@ -125,13 +125,10 @@ class Observation:
     requests: list[str] = field(default_factory=list)
     popups: list[str] = field(default_factory=list)
 
-    def fired(self) -> bool:
-        return bool(self.bindings or self.dialogs or self.leaks or self.requests or self.popups)
-
-    def detectors(self) -> set[str]:
-        """Which detectors saw something: binding, dialog, leak, request, popup."""
-        return {
-            name
+    def seen(self) -> list[tuple[str, list[Any]]]:
+        """Each detector that saw something, with what it saw."""
+        return [
+            (name, values)
             for name, values in (
                 ("binding", self.bindings),
                 ("dialog", self.dialogs),
@@ -140,21 +137,17 @@ class Observation:
                 ("popup", self.popups),
             )
             if values
-        }
+        ]
+
+    def fired(self) -> bool:
+        return bool(self.seen())
+
+    def detectors(self) -> set[str]:
+        """Which detectors saw something: binding, dialog, leak, request, popup."""
+        return {name for name, _ in self.seen()}
 
     def summary(self) -> str:
-        parts = [
-            f"{label}={values}"
-            for label, values in (
-                ("binding", self.bindings),
-                ("dialog", self.dialogs),
-                ("leak", self.leaks),
-                ("request", self.requests),
-                ("popup", self.popups),
-            )
-            if values
-        ]
-        return ", ".join(parts) or "nothing"
+        return ", ".join(f"{name}={values}" for name, values in self.seen()) or "nothing"
 
 
 def id_owner(payload: str) -> str:

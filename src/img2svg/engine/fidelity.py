@@ -34,12 +34,17 @@ class Fidelity:
 
 def render_svg(svg: str, width: int, height: int) -> np.ndarray:
     """Render to an HxWx3 uint8 array on white, stretched to exactly width x height."""
+    return _on_white(render_rgba(svg, width, height))
+
+
+def render_rgba(svg: str, width: int, height: int) -> Image.Image:
+    """Render to an RGBA image of exactly width x height, its transparency kept."""
     png = resvg_py.svg_to_bytes(svg_string=svg, width=width, height=height, dpi=96)
     with Image.open(io.BytesIO(bytes(png))) as rendered:
         rgba = rendered.convert("RGBA")
     if rgba.size != (width, height):
         rgba = rgba.resize((width, height), Image.Resampling.LANCZOS)
-    return _on_white(rgba)
+    return rgba
 
 
 def fidelity(source: bytes | Image.Image, svg: str) -> Fidelity:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from img2svg.stores.outputs import OutputStore
+from img2svg.stores.workspace import WORKSPACE_SUFFIXES, remove_workspace_files
 
 LEASE_SUFFIX = ".lock"
-WORKSPACE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 UNLEASED_AFTER_S = 3600.0
 TEMPORARY_AFTER_S = 60.0
 
@@ -89,12 +89,12 @@ def _sweep_one(database: Path, swept: Swept, now: float) -> None:
             if not free:
                 swept.live.append(str(database))
                 return
-            swept.freed_bytes += _remove_workspace(database)
+            swept.freed_bytes += remove_workspace_files(database)
             swept.workspaces.append(str(database))
             with contextlib.suppress(FileNotFoundError):
                 lease.unlink()
     elif now - _mtime(database) > UNLEASED_AFTER_S:
-        swept.freed_bytes += _remove_workspace(database)
+        swept.freed_bytes += remove_workspace_files(database)
         swept.workspaces.append(str(database))
 
 
@@ -141,16 +141,6 @@ def _taken(lease: Path) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)
-
-
-def _remove_workspace(database: Path) -> int:
-    freed = 0
-    for suffix in WORKSPACE_SUFFIXES:
-        part = Path(f"{database}{suffix}")
-        with contextlib.suppress(FileNotFoundError):
-            freed += part.stat().st_size
-            part.unlink()
-    return freed
 
 
 def _mtime(path: Path) -> float:

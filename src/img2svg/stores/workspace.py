@@ -16,6 +16,7 @@ and is removed when the run ends.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -52,6 +53,20 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """.replace("{jobs}", JOB_COLUMNS_SQL)
+
+
+WORKSPACE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def remove_workspace_files(path: Path | str) -> int:
+    """Delete a workspace's database and its SQLite companions; returns the bytes freed."""
+    freed = 0
+    for suffix in WORKSPACE_SUFFIXES:
+        part = Path(f"{path}{suffix}")
+        with contextlib.suppress(FileNotFoundError):
+            freed += part.stat().st_size
+            part.unlink()
+    return freed
 
 
 @dataclass(frozen=True)
@@ -95,8 +110,7 @@ class Workspace:
 
     def remove(self) -> None:
         self.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        remove_workspace_files(self.path)
 
     # -- staging -------------------------------------------------------------------------------
 
