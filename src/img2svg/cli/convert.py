@@ -25,6 +25,9 @@ METAVARS = {
     "chunk_size": "N",
     "batch_size": "N",
     "submission_limit": "NAME",
+    "order_by": "COLUMN",
+    "notify_url": "URL",
+    "callback_grace": "SECONDS",
 }
 
 

@@ -113,6 +113,24 @@ class RunParameters(BaseModel):
         description="Submit again the `unconfirmed` rows (sent earlier, answer lost, maybe "
         "billed) and nothing else; first check the account's task list for them.",
     )
+    order_by: str | None = Field(
+        None,
+        description="Manifest column whose order decides which rows are submitted first when "
+        "limit or the quota cannot take them all (a stable sort: ties keep the manifest's "
+        "order; the first row of an image still leads its duplicates).",
+    )
+    descending: bool = Field(False, description="Sort order_by from the largest value down.")
+    notify_url: str | None = Field(
+        None,
+        description="Public URL of an `img2svg receive` callback receiver (else "
+        "$IMG2SVG_NOTIFY_URL): each submission asks the API to POST its end to URL/<token>, "
+        "which recovers tasks whose answer was lost, with no new submission.",
+    )
+    callback_grace: Annotated[float, Field(ge=0)] = Field(
+        1800.0,
+        description="Seconds a submission whose answer was lost waits for its callback "
+        "(with notify_url) before it stays `unconfirmed`.",
+    )
     submission_limit: str | None = Field(
         SHARED_LIMIT,
         description="Prefect global concurrency limit (used as a rate limit) that every "
