@@ -25,6 +25,7 @@ from img2svg.stores.ledger import (
     SCHEMA_VERSION,
     SUBMITTED,
     SUBMITTING,
+    CallbackOutcome,
     Ledger,
     LedgerTooNew,
     LedgerUnavailable,
@@ -149,6 +150,53 @@ def test_a_key_goes_on_the_wire_once_unless_nothing_was_created(
         assert _claim(ledger, key, "k2") is None  # nothing was created with it: free to send
         ledger.submitted(key, "t1", None, 1)
         assert _claim(ledger, key, "k2", resend_ok=True).task_id == "t1"
+
+
+def test_a_callback_recovers_a_lost_answer_and_is_counted_once(
+    ledger_location: Path | str,
+) -> None:
+    with Ledger(ledger_location) as ledger:
+        lost, answered, late = (submission_key(f"fp{i}", "fast") for i in range(3))
+        for key, token in ((lost, "h-lost"), (answered, "h-ok"), (late, "h-late")):
+            assert ledger.claim(key, fingerprint=key, mode="fast", backend="u", idem_key=key,
+                                token_id=None, resend_ok=False, callback=token) is None  # fmt: skip
+        ledger.unconfirmed(lost, "answer lost")
+        ledger.submitted(answered, "t-ok", "s", 1)
+        results = '[{"task_status": 1}]'
+        assert ledger.called_back("h-lost", "t-lost", results) == CallbackOutcome.RECORDED
+        assert ledger.called_back("h-lost", "t-lost", results) == CallbackOutcome.REPEATED
+        assert ledger.called_back("h-lost", "t-other", results) == CallbackOutcome.OTHER_TASK
+        assert ledger.called_back("h-ok", "t-forged", results) == CallbackOutcome.OTHER_TASK
+        assert ledger.called_back("h-ok", "t-ok", results) == CallbackOutcome.RECORDED
+        assert ledger.called_back("nobody", "t-ok", results) == CallbackOutcome.UNKNOWN_TOKEN
+        # The callback came before the POST's answer: the answer names the same task, once.
+        assert ledger.called_back("h-late", "t-late", results) == CallbackOutcome.RECORDED
+        ledger.unconfirmed(late, "answer lost")  # a late verdict does not undo the callback
+        ledger.submitted(late, "t-late", "s", 1)
+        found = ledger.submissions([lost, answered, late])
+        assert {k: (v.state, v.task_id, v.paid) for k, v in found.items()} == {
+            lost: (SUBMITTED, "t-lost", 1),
+            answered: (SUBMITTED, "t-ok", 1),
+            late: (SUBMITTED, "t-late", 1),
+        }
+        assert ledger.apply_callbacks() == 0  # all applied as they came
+
+
+def test_resubmitting_by_choice_is_counted(ledger_location: Path | str) -> None:
+    with Ledger(ledger_location) as ledger:
+        done, failed = submission_key("a", "fast"), submission_key("b", "fast")
+        for key in (done, failed):
+            assert _claim(ledger, key, "k1") is None
+            ledger.submitted(key, f"t-{key}", None, 1)
+        ledger.succeeded(done, svg_url="u", svg_path="p", svg_sha256="h")
+        ledger.finished(failed, State.FAILED, "status 3")
+        assert _claim(ledger, done, "k2") is None  # --force
+        assert _claim(ledger, failed, "k2") is None  # a failed task is tried again by any run
+        for key in (done, failed):
+            ledger.submitted(key, f"t2-{key}", None, 1)
+        found = ledger.submissions([done, failed])
+        assert (found[done].paid, found[done].paid_again) == (2, 1)
+        assert (found[failed].paid, found[failed].paid_again) == (2, 0)
 
 
 def _race(location: Path | str, keys: list[str], barrier, results) -> None:
@@ -286,7 +334,9 @@ def test_postgres_tables_live_in_their_own_schema(postgres_url: str) -> None:
         ).fetchall()
         version = db.execute("SELECT value FROM img2svg.meta").fetchall()
     assert {schema for schema, _ in tables} == {"img2svg"}
-    assert {name for _, name in tables} == {"submissions", "rows", "file_hashes", "meta", "locks"}
+    assert {name for _, name in tables} == {
+        "submissions", "rows", "file_hashes", "meta", "locks", "callbacks", "runs"
+    }  # fmt: skip
     assert version == [(str(SCHEMA_VERSION),)]
 
 
@@ -369,17 +419,18 @@ def test_a_version_1_ledger_is_migrated_in_place(tmp_path: Path) -> None:
         )
     with Ledger(path) as ledger:
         past = ledger.submission("k")
-        assert (past.state, past.task_id, past.token_id, past.quality) == (
+        assert (past.state, past.task_id, past.token_id, past.quality, past.paid) == (
             SUBMITTED,
             "t1",
             None,
             None,
+            1,  # its task id was one billed task
         )
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_a_version_4_ledger_is_migrated_to_5_in_place(tmp_path: Path) -> None:
+def test_a_version_4_ledger_is_migrated_in_place(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     with sqlite3.connect(path) as db:  # schema 4, as the release before quality wrote it
         db.executescript(
@@ -412,6 +463,6 @@ def test_a_version_4_ledger_is_migrated_to_5_in_place(tmp_path: Path) -> None:
     with Ledger(path) as ledger:
         assert ledger.submission("k").quality == '{"ssim": 0.9}'
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         columns = [row[1] for row in db.execute("PRAGMA table_info(submissions)")]
-        assert columns[-1] == "quality"
+        assert columns[-4:] == ["quality", "callback", "paid", "paid_again"]

@@ -10,6 +10,8 @@ moves on:
     submitted      -> submitted    the API answered with a task id: poll it, never resubmit
     unconfirmed    -> unconfirmed  the POST left but its answer was lost, against an API that
                                    does not dedupe: a task may exist; never resent automatically
+    called_back    -> submitted    the task's notify_url callback named its task id (the
+                                   answer to the POST may have been lost): poll it, unpaid
     not_created    -> refused      refused, or surely never sent: nothing was created
     succeeded      -> succeeded    the SVG is written (its hash recorded)
     scored         (state kept)    the pipeline's fidelity scores and flags for the SVG
@@ -31,8 +33,10 @@ from typing import Any
 from img2svg.stores.ledger.dialect import Dialect
 from img2svg.stores.ledger.location import check, describe, is_postgres
 from img2svg.stores.ledger.model import (
+    PAID_AGAIN_BY_CHOICE,
     SUBMITTED,
     SUBMITTING,
+    CallbackOutcome,
     RowRecord,
     RowWrite,
     State,
@@ -125,6 +129,7 @@ class Ledger:
         idem_key: str,
         token_id: str | None,
         resend_ok: bool,
+        callback: str | None = None,
     ) -> Submission | None:
         """Record that the POST carrying `idem_key` is about to leave; None when it may.
 
@@ -132,6 +137,7 @@ class Ledger:
         by a retry of this batch, by an earlier run or by another process, the claim is refused
         and that submission is returned, unless nothing was created with it (`refused`) or the
         API dedupes resent keys (`resend_ok`) and it is still waiting for its answer.
+        `callback` is the hash of the token this POST's notify_url carries.
         """
 
         def work() -> Submission | None:
@@ -139,9 +145,19 @@ class Ledger:
             # claims at once exactly one inserts; the other reads the row locked, and decides.
             if self._db.run(
                 "INSERT INTO submissions (key, fingerprint, mode, backend, idem_key, state, "
-                "token_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "token_id, callback, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (key) DO NOTHING",
-                (key, fingerprint, mode, backend, idem_key, SUBMITTING, token_id, time.time()),
+                (
+                    key,
+                    fingerprint,
+                    mode,
+                    backend,
+                    idem_key,
+                    SUBMITTING,
+                    token_id,
+                    callback,
+                    time.time(),
+                ),
             ):
                 return None
             row = self._db.one(
@@ -154,24 +170,28 @@ class Ledger:
                 )
                 if not resendable:
                     return Submission(**row)
+            again = int(row["idem_key"] != idem_key and row["state"] in PAID_AGAIN_BY_CHOICE)
             self._db.run(
                 "UPDATE submissions SET backend = ?, idem_key = ?, state = ?, token_id = ?, "
+                "callback = ?, paid_again = paid_again + ?, "
                 "task_id = NULL, sub_task_id = NULL, svg_url = NULL, error = NULL, "
                 "submitted_at = NULL, finished_at = NULL, quality = NULL WHERE key = ?",
-                (backend, idem_key, SUBMITTING, token_id, key),
+                (backend, idem_key, SUBMITTING, token_id, callback, again, key),
             )
             return None
 
         return self._db.write(work)
 
     def submitted(self, key: str, task_id: str, sub_task_id: str | None, attempts: int) -> None:
-        self._update(
-            key,
-            state=SUBMITTED,
-            task_id=task_id,
-            sub_task_id=sub_task_id,
-            attempts=attempts,
-            submitted_at=time.time(),
+        """The POST's answer named the task. A callback may have named it first (the answer
+        came late): the task is then counted once."""
+        self._db.write(
+            lambda: self._db.run(
+                "UPDATE submissions SET state = ?, task_id = ?, sub_task_id = ?, attempts = ?, "
+                "submitted_at = ?, paid = paid + (CASE WHEN task_id IS NULL THEN 1 ELSE 0 END) "
+                "WHERE key = ?",
+                (SUBMITTED, task_id, sub_task_id, attempts, time.time(), key),
+            )
         )
 
     def succeeded(
@@ -194,12 +214,66 @@ class Ledger:
         self._update(key, quality=quality, flags=flags)
 
     def unconfirmed(self, key: str, error: str) -> None:
-        """The POST left and its answer never came: a task may exist (and be billed)."""
-        self._update(key, state=State.UNCONFIRMED, error=error)
+        """The POST left and its answer never came: a task may exist (and be billed). A
+        callback that named the task already stands."""
+        self._while_submitting(key, state=State.UNCONFIRMED, error=error)
 
     def not_created(self, key: str, error: str) -> None:
         """The POST was refused, or surely never reached the API: no task exists."""
-        self._update(key, state=State.REFUSED, error=error, finished_at=time.time())
+        self._while_submitting(key, state=State.REFUSED, error=error, finished_at=time.time())
+
+    def called_back(
+        self, token_hash: str, main_task_id: str, sub_task_results: str
+    ) -> CallbackOutcome:
+        """Record a task's callback (idempotent) and, when the POST's answer was lost, take the
+        task id it names: the row is polled and downloaded, never paid for again."""
+
+        def work() -> CallbackOutcome:
+            row = self._db.one(
+                f"SELECT key, state, task_id FROM submissions WHERE callback = ?"
+                f"{self._db.for_update}",
+                (token_hash,),
+            )
+            if row is None:
+                return CallbackOutcome.UNKNOWN_TOKEN
+            if row["task_id"] is not None and row["task_id"] != main_task_id:
+                return CallbackOutcome.OTHER_TASK
+            heard = self._db.one(
+                "SELECT main_task_id FROM callbacks WHERE token_hash = ?", (token_hash,)
+            )
+            if heard is not None:
+                if heard["main_task_id"] != main_task_id:
+                    return CallbackOutcome.OTHER_TASK
+                self._db.run(
+                    "UPDATE callbacks SET repeats = repeats + 1 WHERE token_hash = ?",
+                    (token_hash,),
+                )
+                return CallbackOutcome.REPEATED
+            self._db.run(
+                "INSERT INTO callbacks (token_hash, main_task_id, sub_task_results, received_at)"
+                " VALUES (?, ?, ?, ?)",
+                (token_hash, main_task_id, sub_task_results, time.time()),
+            )
+            self._apply_callbacks(" AND callback = ?", (token_hash,))
+            return CallbackOutcome.RECORDED
+
+        return self._db.write(work)
+
+    def apply_callbacks(self) -> int:
+        """Give every claim still waiting for its answer the task id its callback named: how a
+        callback heard while no run was watching reaches the next run. Returns how many."""
+        return self._db.write(lambda: self._apply_callbacks("", ()))
+
+    def _apply_callbacks(self, where: str, params: tuple[str, ...]) -> int:
+        heard = "SELECT {} FROM callbacks c WHERE c.token_hash = submissions.callback"
+        return self._db.run(
+            f"UPDATE submissions SET state = ?, task_id = ({heard.format('c.main_task_id')}), "
+            "error = NULL, finished_at = NULL, paid = paid + 1, "
+            "submitted_at = COALESCE(submitted_at, created_at) "
+            f"WHERE task_id IS NULL AND state IN (?, ?, ?) AND EXISTS ({heard.format('1')})"
+            f"{where}",
+            (SUBMITTED, SUBMITTING, State.UNCONFIRMED, State.REFUSED, *params),
+        )
 
     def finished(self, key: str, state: State, error: str | None = None) -> None:
         """A terminal outcome of a task without an SVG: failed, rejected or lost."""
@@ -244,6 +318,15 @@ class Ledger:
     def counts(self) -> dict[str, int]:
         found = self._db.all("SELECT state, COUNT(*) AS n FROM submissions GROUP BY state")
         return {r["state"]: r["n"] for r in found}
+
+    def _while_submitting(self, key: str, **fields: Any) -> None:
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        self._db.write(
+            lambda: self._db.run(
+                f"UPDATE submissions SET {sets} WHERE key = ? AND state = ?",
+                [*fields.values(), key, SUBMITTING],
+            )
+        )
 
     def _update(self, key: str, **fields: Any) -> None:
         sets = ", ".join(f"{name} = ?" for name in fields)

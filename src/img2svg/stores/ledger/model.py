@@ -20,12 +20,32 @@ class State(StrEnum):
 
 SUBMITTING, SUBMITTED = State.SUBMITTING, State.SUBMITTED
 
+# A new claim of a key in one of these states pays again because the user asked (--force, or
+# --resubmit-unconfirmed); failed and lost tasks are tried again by every run.
+PAID_AGAIN_BY_CHOICE = frozenset({SUBMITTED, State.SUCCEEDED, State.REJECTED, State.UNCONFIRMED})
+
+
+class CallbackOutcome(StrEnum):
+    """What the ledger made of a callback (the receiver answers by it)."""
+
+    RECORDED = "recorded"
+    REPEATED = "repeated"  # heard before: nothing changes
+    UNKNOWN_TOKEN = "unknown_token"  # no claim carries this token (forged, or superseded)
+    OTHER_TASK = "other_task"  # the claim's task is another one: not believed
+
+
 # 1 = first release; 2 adds submissions.token_id (which token submitted); 3 adds
 # rows.svg_size/svg_mtime_ns (an SVG is known intact from a stat, as git's index does) and
 # file_hashes (a local image is re-read only when its size or mtime changed); 4 adds
 # submissions.flags (what the pipeline noticed about the SVG, e.g. `sanitized`); 5 adds
-# submissions.quality (the pipeline's fidelity scores) and is the first on PostgreSQL.
-SCHEMA_VERSION = 5
+# submissions.quality (the pipeline's fidelity scores) and is the first on PostgreSQL; 6 adds
+# submissions.callback (the hash of the claim's callback token), .paid and .paid_again (tasks
+# billed for the key, and resubmitted by choice), the callbacks table (what `img2svg receive`
+# heard) and the runs table (each run's figures, for `img2svg status`).
+SCHEMA_VERSION = 6
+
+PAID_BEFORE_V6 = "UPDATE submissions SET paid = 1 WHERE task_id IS NOT NULL"
+"""Migrating to version 6: a ledger kept no count of tasks paid, but each task id was one."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,9 @@ class Submission:
     submitted_at: float | None
     finished_at: float | None
     quality: str | None = None  # JSON of fidelity scores, written by the pipeline; opaque here
+    callback: str | None = None  # sha256 of the claim's callback token (the token is never kept)
+    paid: int = 0  # tasks the API created (and billed) for this key, over every run
+    paid_again: int = 0  # of which submitted again by choice (--force, --resubmit-unconfirmed)
 
 
 @dataclass(frozen=True)

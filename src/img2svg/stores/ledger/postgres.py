@@ -32,7 +32,7 @@ from psycopg.rows import dict_row
 from img2svg.stores.ledger.dialect import Dialect, Row, T, holder_message
 from img2svg.stores.ledger.errors import LedgerTooNew, LedgerUnavailable, RunInProgress
 from img2svg.stores.ledger.location import describe, scrub
-from img2svg.stores.ledger.model import SCHEMA_VERSION
+from img2svg.stores.ledger.model import PAID_BEFORE_V6, SCHEMA_VERSION
 
 SCHEMA = "img2svg"
 _DEFAULTS = {"connect_timeout": 10, "application_name": "img2svg"}  # unless the URL sets them
@@ -61,9 +61,22 @@ _CREATE = [
     " key BIGINT PRIMARY KEY, name TEXT NOT NULL, holder TEXT NOT NULL,"
     " since DOUBLE PRECISION NOT NULL)",
 ]
-# Statements that bring a database to each version. PostgreSQL support began at version 5;
-# a later version appends its ALTERs here.
-_STEPS: dict[int, list[str]] = {SCHEMA_VERSION: _CREATE}
+_V6 = [
+    f"ALTER TABLE {SCHEMA}.submissions ADD COLUMN IF NOT EXISTS callback TEXT",
+    f"ALTER TABLE {SCHEMA}.submissions ADD COLUMN IF NOT EXISTS paid INTEGER NOT NULL DEFAULT 0",
+    f"ALTER TABLE {SCHEMA}.submissions"
+    " ADD COLUMN IF NOT EXISTS paid_again INTEGER NOT NULL DEFAULT 0",
+    f"CREATE INDEX IF NOT EXISTS submissions_callback ON {SCHEMA}.submissions (callback)",
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA}.callbacks ("
+    " token_hash TEXT PRIMARY KEY, main_task_id TEXT NOT NULL, sub_task_results TEXT NOT NULL,"
+    " received_at DOUBLE PRECISION NOT NULL, repeats INTEGER NOT NULL DEFAULT 0)",
+    f"CREATE TABLE IF NOT EXISTS {SCHEMA}.runs ("
+    " run_id TEXT PRIMARY KEY, out TEXT NOT NULL, started_at DOUBLE PRECISION NOT NULL,"
+    " ended_at DOUBLE PRECISION NOT NULL, figures TEXT NOT NULL)",
+    f"{PAID_BEFORE_V6.replace('submissions', f'{SCHEMA}.submissions')} AND paid = 0",
+]
+# Statements that bring a database to each version. PostgreSQL support began at version 5.
+_STEPS: dict[int, list[str]] = {5: _CREATE, 6: _V6}
 
 
 def advisory_key(name: str) -> int:

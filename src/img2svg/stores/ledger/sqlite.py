@@ -17,7 +17,7 @@ from typing import Any
 from img2svg.stores.ledger.dialect import Dialect, Row, T
 from img2svg.stores.ledger.errors import LedgerTooNew, LedgerUnavailable
 from img2svg.stores.ledger.filelock import file_lock
-from img2svg.stores.ledger.model import SCHEMA_VERSION
+from img2svg.stores.ledger.model import PAID_BEFORE_V6, SCHEMA_VERSION
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS submissions (
@@ -39,8 +39,12 @@ CREATE TABLE IF NOT EXISTS submissions (
     created_at    REAL NOT NULL,
     submitted_at  REAL,
     finished_at   REAL,
-    quality       TEXT
+    quality       TEXT,
+    callback      TEXT,
+    paid          INTEGER NOT NULL DEFAULT 0,
+    paid_again    INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS submissions_callback ON submissions (callback);
 CREATE TABLE IF NOT EXISTS rows (
     row_id        TEXT PRIMARY KEY,
     key           TEXT NOT NULL,
@@ -56,6 +60,20 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     size          INTEGER NOT NULL,
     mtime_ns      INTEGER NOT NULL,
     sha256        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS callbacks (
+    token_hash        TEXT PRIMARY KEY,
+    main_task_id      TEXT NOT NULL,
+    sub_task_results  TEXT NOT NULL,
+    received_at       REAL NOT NULL,
+    repeats           INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        TEXT PRIMARY KEY,
+    out           TEXT NOT NULL,
+    started_at    REAL NOT NULL,
+    ended_at      REAL NOT NULL,
+    figures       TEXT NOT NULL
 )
 """
 
@@ -65,6 +83,9 @@ _ADDED = {
         ("token_id", "TEXT"),  # version 2
         ("flags", "TEXT NOT NULL DEFAULT ''"),  # version 4
         ("quality", "TEXT"),  # version 5
+        ("callback", "TEXT"),  # version 6
+        ("paid", "INTEGER NOT NULL DEFAULT 0"),
+        ("paid_again", "INTEGER NOT NULL DEFAULT 0"),
     ],
     "rows": [("svg_size", "INTEGER"), ("svg_mtime_ns", "INTEGER")],  # version 3
 }
@@ -113,6 +134,8 @@ class SqliteDialect(Dialect):
             for name, kind in new_columns:
                 if name not in columns:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        if "submissions" in tables and version < 6:  # each task id it holds was one billed task
+            self._db.execute(PAID_BEFORE_V6)
         # Statement by statement: executescript would commit the transaction first.
         for statement in _SCHEMA.split(";"):
             self._db.execute(statement)
