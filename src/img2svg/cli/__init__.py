@@ -1,5 +1,5 @@
-"""The `img2svg` command: `serve` runs the local service, `convert` runs the pipeline, `gc`
-removes what killed runs left behind."""
+"""The `img2svg` command: `serve` runs the local service, `convert` runs the pipeline, `receive`
+records the API's task callbacks, `gc` removes what killed runs left behind."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from img2svg import __version__
-from img2svg.cli import gc, serve
+from img2svg.cli import gc, receive, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     if convert is not None:
         convert.add_parser(commands)
     gc.add_parser(commands)
+    receive.add_parser(commands)
     return parser
 
 

@@ -60,7 +60,7 @@ def write_port_file(path: Path, port: int) -> None:
     atomic_write(path, f"{port}\n".encode())
 
 
-class _Server(uvicorn.Server):
+class PortFileServer(uvicorn.Server):
     """Writes the port file only once the app has started (lifespan done), so readers can poll."""
 
     def __init__(self, config: uvicorn.Config, port_file: Path | None, port: int) -> None:
@@ -143,7 +143,7 @@ def serve(
         access_log=access_log,
         timeout_graceful_shutdown=5,
     )
-    server = _Server(uv_config, port_file, actual_port)
+    server = PortFileServer(uv_config, port_file, actual_port)
     log = logging.getLogger("img2svg.service")
     log.info("img2svg service on http://%s:%d (data dir %s)", host, actual_port, config.data_dir)
     if warning := open_access_warning(sock, config):
