@@ -29,6 +29,7 @@ from img2svg.convert.backend import (
     run_credentials,
 )
 from img2svg.plan.decide import PlanOptions
+from img2svg.run.notify import notify_base
 from img2svg.run.parameters import RunParameters
 from img2svg.run.settings import RunSettings
 from img2svg.stage.manifest import ManifestSource, open_manifest
@@ -116,6 +117,8 @@ def prepare_run(
         poll_timeout_s=params.poll_timeout,
         max_in_flight=params.max_in_flight,
         allow_local_paths=tuple(params.allow_local_paths or ()),
+        notify_url=notify_base(params.notify_url),
+        callback_grace_s=params.callback_grace,
     )
     options = PlanOptions(
         mode=params.mode,
@@ -163,6 +166,8 @@ def exclusive_run(run: PreparedRun) -> Iterator[None]:
         return
     with Ledger(run.ledger) as ledger, ledger.run_lock(run.out):
         _report_sweep(sweep_temporary(run.outputs))  # no run writes here now
+        if heard := ledger.apply_callbacks():  # the plan then polls those tasks, unpaid
+            get_run_logger().info("%d lost answers were recovered by their callbacks", heard)
         yield
 
 

@@ -139,11 +139,16 @@ def convert_in_shards(run: PreparedRun) -> RunSummary:
 
 def _shard_spec(run: PreparedRun, shard: int, parent: str, shared_quota: bool) -> ShardSpec:
     """Shard k's spec: the parent's parameters with what the parent decided pinned: the API it
-    resolved (a worker's own HIDREAM_* environment must not send a shard elsewhere), the
-    ledger without its password, and its share of --limit and of the API's quota."""
+    resolved (a worker's own HIDREAM_* environment must not send a shard elsewhere) and its
+    callback receiver, the ledger without its password, and its share of --limit and of the
+    API's quota."""
     params = run.params
     shards = params.shards
-    pinned: dict[str, Any] = {"out": run.out, "api_url": run.credentials.url}
+    pinned: dict[str, Any] = {
+        "out": run.out,
+        "api_url": run.credentials.url,
+        "notify_url": run.settings.notify_url,  # resolved here, $IMG2SVG_NOTIFY_URL included
+    }
     if params.limit is not None:
         pinned["limit"] = params.limit // shards + (shard < params.limit % shards)
     if not params.ledger_block:

@@ -24,8 +24,11 @@ Documented-but-odd behaviours reproduced (most switchable through :class:`Quirks
 - the 20 tasks/minute and concurrency limits answer 429 + ``Retry-After`` (that shape is not
   documented upstream: chosen here); ``message`` is Chinese unless ``X-accept-language: en``.
 
-Not reproduced: ``notify_url`` callbacks (accepted, never called), the sync interface, token
-expiry, chunked request bodies.
+- ``notify_url``: when a task ends, its ``{main_task_id, sub_task_results}`` is POSTed there as
+  JSON; only HTTP 200 counts, each attempt times out after 5 s, at most 3 attempts 1 s apart.
+  ``callback_loss_rate`` drops some callbacks altogether (the docs warn they can be lost).
+
+Not reproduced: the sync interface, token expiry, chunked request bodies.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import random
 import socket
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -85,6 +89,8 @@ class Quirks:
     empty_while_pending: bool = True
     error_rate: float = 0.0  # API requests answered 500 with an HTML body
     lose_rate: float = 0.0  # submits created and billed, then dropped without an answer
+    fail_before_create_rate: float = 0.0  # submits answered 500 (HTML) with no task created
+    callback_loss_rate: float = 0.0  # ended tasks whose notify_url is never called
     batch_entry_error_rate: float = 0.0
     fail_task_rate: float = 0.0  # tasks ending with status 3
     reject_task_rate: float = 0.0  # tasks ending with status 4
@@ -151,6 +157,8 @@ class HiDreamStandIn:
         self.tasks_per_image: Counter[str] = Counter()
         self.downloads = 0
         self.expired_downloads = 0
+        self.callbacks_delivered = 0
+        self.callbacks_lost = 0
 
     def __enter__(self) -> HiDreamStandIn:
         handler = type("Handler", (_Handler,), {"standin": self})
@@ -242,10 +250,17 @@ class HiDreamStandIn:
         with self._lock:  # check the limits and create the task atomically
             now = time.monotonic()
             limited = self._over_limit(now)
-            error = not limited and rng.random() < q.error_rate
-            created = not limited and (not error or rng.random() < 0.5)  # 500 after it, or not
+            error = not limited and rng.random() < q.error_rate + q.fail_before_create_rate
+            created = not limited and (
+                not error
+                or (rng.random() < q.error_rate / 2 / (q.error_rate + q.fail_before_create_rate))
+            )  # a 500 comes after creating the task (half of error_rate) or before it
             lost = created and not error and rng.random() < q.lose_rate
             task = self._create(now, key, *decoded) if created else None
+            call_back = task is not None and notify != "" and rng.random() >= q.callback_loss_rate
+        if call_back:
+            assert task is not None
+            threading.Thread(target=self._call_back, args=(task, notify), daemon=True).start()
         if limited:
             return self._reply(h, "rate")
         if error:
@@ -258,6 +273,29 @@ class HiDreamStandIn:
         assert task is not None
         ids = None if q.null_sub_task_ids else [task.sub_task_id]
         return self._reply(h, "ok", {"task_id": task.task_id, "sub_task_ids": ids})
+
+    def _call_back(self, task: _Task, url: str) -> None:
+        """POST the task's end to its notify_url, as HiDream documents it."""
+        time.sleep(self.quirks.processing_s)
+        with self._lock:
+            body = {"main_task_id": task.task_id,
+                    "sub_task_results": self._sub_results(task, time.monotonic())}  # fmt: skip
+        request = urllib.request.Request(
+            url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+        )
+        for attempt in range(3):
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    if answer.status == 200:
+                        with self._lock:
+                            self.callbacks_delivered += 1
+                        return
+            except (OSError, ValueError):
+                pass
+            if attempt < 2:
+                time.sleep(1)
+        with self._lock:
+            self.callbacks_lost += 1
 
     def _result(self, h: _Handler, query: dict[str, list[str]]) -> None:
         if not (task_id := query.get("task_id", [""])[0]):

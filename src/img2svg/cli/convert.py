@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from img2svg.cli.progress_bar import ProgressBar
+    from img2svg.run.notify import NotifyUrlError, notify_base
     from img2svg.run.parameters import RunParameters
     from img2svg.stage.manifest import ManifestError, open_manifest
     from img2svg.stores.placement import ShardingRefused
@@ -133,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     try:  # a manifest that cannot be read is one clear message, before Prefect starts
         open_manifest(args.manifest, args.image_column, args.id_column, args.version_column)
         _check_shards(args)
-    except (ManifestError, ShardingRefused) as exc:
+        notify_base(args.notify_url)
+    except (ManifestError, ShardingRefused, NotifyUrlError) as exc:
         console.print(f"[red]img2svg convert:[/red] {exc}")
         return 2
     from img2svg.cli.prefect_api import temporary_api_if_needed
@@ -158,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
 
         reason = (
             summary
-            if isinstance(summary, ManifestError | TokenBindingError | ShardingRefused)
+            if isinstance(
+                summary, ManifestError | TokenBindingError | ShardingRefused | NotifyUrlError
+            )
             else f"{type(summary).__name__}: {summary}"
         )
         console.print(f"[red]img2svg convert failed:[/red] {reason}")

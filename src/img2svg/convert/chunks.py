@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from img2svg.client import Throttle
+from img2svg.convert.callbacks import CallbackWait
 from img2svg.convert.jobs import Poller, make_client, submit_jobs
 from img2svg.run.jobs import Job, JobRecord, changes
 from img2svg.run.rows import RowState, RowStatus, join_flags, split_flags
@@ -75,16 +76,21 @@ async def poll_open_jobs(
         workspace.save_outcomes([(job.key, outcome(job))])
 
     watched: set[str] = set()
+    callbacks = CallbackWait(ledger, settings.callback_grace_s)
     async with make_client(endpoint, settings, throttle) as client:
         poller = Poller(client, endpoint, settings, throttle, outputs, ledger, on_final=final)
         while True:
             all_sent = workspace.submit_done(chunk)  # read before the jobs: nothing is missed
-            fresh = [r for r in workspace.jobs(chunk, "submitted") if r.key not in watched]
+            submitted = workspace.jobs(chunk, "submitted")
+            fresh = [r for r in submitted if r.task_id and r.key not in watched]
+            waiting = [r for r in submitted if not r.task_id]  # answer lost: see CallbackWait
             watched.update(r.key for r in fresh)
             poller.add([job_of(row, settings.mode) for row in fresh])
+            if waiting:
+                workspace.save_outcomes(await asyncio.to_thread(callbacks.check, waiting))
             if poller.pending:
                 await poller.round()
-            elif all_sent:
+            elif all_sent and not waiting:
                 break
             await asyncio.sleep(poller.next_wait() if poller.pending else 0.1)
         await poller.finish()

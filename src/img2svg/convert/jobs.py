@@ -26,6 +26,7 @@ from img2svg.client import (
     Verdict,
 )
 from img2svg.run.jobs import Job
+from img2svg.run.notify import callback_url, new_token, token_hash
 from img2svg.run.rows import RowFlag, RowStatus, join_flags
 from img2svg.run.settings import Endpoint, RunSettings
 from img2svg.stage.images import ImageUnavailable, InvalidImageRef, prepare
@@ -86,7 +87,9 @@ async def submit_jobs(
                     job.lead.finish(
                         RowStatus.ERROR, clock(), f"submission failed unexpectedly: {exc!r}"
                     )
-                if job.lead.status is not RowStatus.SUBMITTED:
+                if job.lead.status is not RowStatus.SUBMITTED or job.lead.task_id is None:
+                    # Not in flight, or maybe (an answer lost): a real one ends in seconds, a
+                    # 429 says so if not, and a slot held for a callback would idle.
                     throttle.window.release(job.key, finished=False)
                 if on_done is not None:
                     on_done(job)
@@ -109,11 +112,13 @@ async def submit_jobs(
             except ImageUnavailable as exc:
                 state.finish(RowStatus.ERROR, clock(), str(exc))
                 return
-            claim = _Claim(ledger, job, endpoint, settings.mode)
+            token = new_token() if settings.notify_url else None
+            claim = _Claim(ledger, job, endpoint, settings.mode, token)
             try:
                 submitted = await client.submit(
                     payload.image,
                     settings.mode,
+                    notify_url=callback_url(settings.notify_url, token) if token else None,
                     idempotency_key=job.idem_key,
                     before_send=claim,
                     window_key=job.key,
@@ -124,7 +129,7 @@ async def submit_jobs(
             except Img2SvgError as exc:
                 state.attempts = exc.attempts
                 await _record_submit_error(
-                    job, exc, claim.sent, endpoint, throttle, ledger, clock()
+                    job, exc, claim.sent, endpoint, throttle, ledger, clock(), token is not None
                 )
                 return
             sub_task_id = submitted.sub_task_ids[0] if submitted.sub_task_ids else None
@@ -155,8 +160,11 @@ class _Claim:
     then does the ledger say a task may exist. Later attempts of the same submission (which
     the client makes only when they cannot bill twice) find it claimed already."""
 
-    def __init__(self, ledger: Ledger, job: Job, endpoint: Endpoint, mode: str) -> None:
+    def __init__(
+        self, ledger: Ledger, job: Job, endpoint: Endpoint, mode: str, token: str | None
+    ) -> None:
         self.ledger, self.job, self.endpoint, self.mode = ledger, job, endpoint, mode
+        self.callback = token_hash(token) if token else None
         self.sent = False
 
     async def __call__(self) -> None:
@@ -171,6 +179,7 @@ class _Claim:
             idem_key=self.job.idem_key,
             token_id=self.endpoint.token_id,
             resend_ok=self.endpoint.idempotent,
+            callback=self.callback,
         )
         if taken is not None:
             raise AlreadyClaimed(taken)
@@ -221,6 +230,7 @@ async def _record_submit_error(
     throttle: Throttle,
     ledger: Ledger,
     now: float,
+    awaits_callback: bool,
 ) -> None:
     state = job.lead
     if isinstance(exc, Unauthorized):
@@ -243,8 +253,12 @@ async def _record_submit_error(
         state.error = f"{state.error}; the next run resends it with the same Idempotency-Key"
     else:
         reason = f"{UNCONFIRMED_HELP} ({exc})"
-        state.finish(RowStatus.UNCONFIRMED, now, reason)
         await asyncio.to_thread(ledger.unconfirmed, job.key, reason)
+        if awaits_callback:  # its callback may yet name the task: see `CallbackWait`
+            state.status, state.finished_at, state.submitted_at = RowStatus.SUBMITTED, None, now
+            state.error = f"the answer was lost ({exc}); waiting for the task's callback"
+        else:
+            state.finish(RowStatus.UNCONFIRMED, now, reason)
 
 
 def token_refused(exc: Exception) -> str:

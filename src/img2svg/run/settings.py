@@ -69,3 +69,7 @@ class RunSettings:
     lost_min_age_s: float = 900.0
     # Fresh result URLs asked for when a download answers 403/404/410 (the link expired).
     fresh_url_attempts: int = 3
+    # Where the API POSTs each task's end (`img2svg receive`); a submission whose answer was
+    # lost waits this long for its callback before it is left `unconfirmed`.
+    notify_url: str | None = None
+    callback_grace_s: float = 1800.0
