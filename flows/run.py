@@ -22,6 +22,7 @@ from prefect import get_run_logger
 from prefect.blocks.system import Secret
 from prefect.runtime import deployment, flow_run
 
+from img2svg.blocks import load_token_block
 from img2svg.convert.backend import (
     Credentials,
     backend_identity,
@@ -88,20 +89,17 @@ def prepare_run(
     if params.batch_size is not None:
         get_run_logger().warning("batch_size is deprecated: use chunk_size")
     outputs = OutputStore(params.out)
-    credentials = (
-        Credentials()
-        if embedded
-        else run_credentials(
+    if embedded:
+        credentials = Credentials()
+    else:  # a HiDream Credentials block (bound to its api_url) or a Secret block
+        kind, value = load_token_block(params.token_block) if params.token_block else ("", None)
+        credentials = run_credentials(
             params.api_url,
             block_name=params.token_block,
-            block_value=(
-                Secret.load(params.token_block).value.get_secret_value()
-                if params.token_block
-                else None
-            ),
+            block_value=value,
+            block_kind=kind,
             deployed=deployment.id is not None,
         )
-    )
     block_url = Secret.load(params.ledger_block).get() if params.ledger_block else None
     ledger = ledger_location(params.ledger, outputs, block_value=block_url)
     if not outputs.is_local and not is_shared_ledger(ledger):

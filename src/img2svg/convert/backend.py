@@ -53,6 +53,7 @@ def run_credentials(
     *,
     block_name: str | None = None,
     block_value: object = None,
+    block_kind: str = "Secret",
     deployed: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> Credentials:
@@ -61,6 +62,8 @@ def run_credentials(
     - A Prefect Secret block (`block_name`, its raw `block_value`) holding JSON
       `{"api_url": ..., "token": ...}` binds the token to that URL; a plain string (or JSON
       without `api_url`) is bound to HiDream (`HIDREAM_URL`). `HIDREAM_API_URL` is not read.
+      A HiDreamCredentials block (`block_kind`, its value as that dict) binds to its api_url
+      (`img2svg.blocks.load_token_block` loads either kind).
     - `HIDREAM_API_TOKEN`, in a deployment's run (`deployed`: its parameters come from whoever
       may start a run): bound to `HIDREAM_API_URL`, else to HiDream.
     - `HIDREAM_API_TOKEN`, in a run its caller started (`img2svg convert`, `convert(...)` from
@@ -73,14 +76,15 @@ def run_credentials(
     """
     env = os.environ if environ is None else environ
     if block_name:
-        token, bound = _block_token(block_name, block_value)
+        token, bound = _block_token(f"{block_kind} block {block_name!r}", block_value)
         return _bound(
             api_url,
             token,
             bound,
-            what=f"the token of Secret block {block_name!r}",
-            how="store the other API's token with its URL in a Secret block of its own, as JSON "
-            '{"api_url": ..., "token": ...}, and name that block in token_block',
+            what=f"the token of {block_kind} block {block_name!r}",
+            how="save the other API's URL and token in a HiDream Credentials block of its own "
+            '(or a Secret block holding JSON {"api_url": ..., "token": ...}), and name that '
+            "block in token_block",
         )
     token = env.get(TOKEN_ENV) or None
     env_url = env.get(API_URL_ENV) or None
@@ -90,15 +94,15 @@ def run_credentials(
             token,
             env_url or HIDREAM_URL,
             what=f"${TOKEN_ENV} (in a deployment's run, bound to ${API_URL_ENV}, else HiDream)",
-            how="name a Secret block holding that API's URL and token as JSON "
-            '{"api_url": ..., "token": ...} in token_block',
+            how="name a HiDream Credentials block holding that API's URL and token (or a Secret "
+            'block holding them as JSON {"api_url": ..., "token": ...}) in token_block',
         )
     url = api_url or env_url or (HIDREAM_URL if token else None)
     return Credentials(url.rstrip("/") if url else None, token)
 
 
-def _block_token(name: str, value: object) -> tuple[str, str]:
-    """(token, bound URL) from a Secret block's raw value: a plain string, or a JSON object."""
+def _block_token(block: str, value: object) -> tuple[str, str]:
+    """(token, bound URL) from a block's raw value: a plain string, or a JSON object."""
     if isinstance(value, str):
         try:
             parsed = json.loads(value)
@@ -109,16 +113,13 @@ def _block_token(name: str, value: object) -> tuple[str, str]:
         value = parsed
     if not isinstance(value, dict):
         raise TokenBindingError(
-            f"Secret block {name!r} holds neither a token nor JSON "
-            '{"api_url": "https://...", "token": "..."}'
+            f'{block} holds neither a token nor JSON {{"api_url": "https://...", "token": "..."}}'
         )
     token, url = value.get("token"), value.get("api_url") or HIDREAM_URL
     if not isinstance(token, str) or not token:
-        raise TokenBindingError(f'Secret block {name!r} holds JSON without a "token" string')
+        raise TokenBindingError(f'{block} holds JSON without a "token" string')
     if not isinstance(url, str) or _origin(url) is None:
-        raise TokenBindingError(
-            f'Secret block {name!r} has an "api_url" that is not an http(s) URL with a host'
-        )
+        raise TokenBindingError(f'{block} has an "api_url" that is not an http(s) URL with a host')
     return token, url
 
 

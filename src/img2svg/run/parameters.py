@@ -46,9 +46,10 @@ class RunParameters(BaseModel):
     )
     token_block: str | None = Field(
         None,
-        description="Prefect Secret block holding the API token, instead "
-        'of $HIDREAM_API_TOKEN: JSON {"api_url": ..., "token": ...} binds the token to that '
-        "API, a plain token to HiDream.",
+        description="Prefect block holding the API token, instead of $HIDREAM_API_TOKEN: a "
+        "HiDreamCredentials block (img2svg.blocks; NAME or hidream-credentials/NAME) binds the "
+        'token to its api_url; a Secret block holding JSON {"api_url": ..., "token": ...} to '
+        "that API, a plain token to HiDream.",
     )
     image_column: str = Field(
         "image_url",
