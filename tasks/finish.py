@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from dataclasses import replace
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from img2svg.finish import results
+from img2svg.finish.catalog import catalog_status
 from img2svg.finish.fanout import fan_out_chunk
 from img2svg.finish.report_page import write_report
 from img2svg.finish.summary import RunSummary, counts_table, markdown
@@ -27,7 +31,20 @@ def write_results(
     outputs = OutputStore(out)
     with workspace_and_ledger(workspace, ledger_location) as (work, ledger):
         _finish_rows(work, ledger, outputs, chunks)
-        return _with_report(work, outputs, mode, title)
+        summary = _with_report(work, outputs, mode, title)
+        return replace(summary, catalog=_catalog(work, ledger, outputs, summary))
+
+
+def _catalog(work: Workspace, ledger: Ledger, outputs: OutputStore, summary: RunSummary) -> str:
+    """Record this run's figures in the ledger, then say where the catalog stands (the figures
+    `img2svg status` prints)."""
+    paid = work.tasks_paid()
+    figures = {"tasks_paid": paid["tasks"], "span_s": paid["span_s"],
+               "mean_task_s": paid["mean_task_s"], "rows": summary.total,
+               "by_status": summary.counts}  # fmt: skip
+    ledger.record_run(str(flow_run.id or uuid.uuid4()), outputs.out, work.created_at,
+                      json.dumps(figures))  # fmt: skip
+    return catalog_status(summary.total, outputs, ledger).markdown()
 
 
 def _with_report(work: Workspace, outputs: OutputStore, mode: str, title: str) -> RunSummary:

@@ -1,5 +1,6 @@
 """The `img2svg` command: `serve` runs the local service, `convert` runs the pipeline, `receive`
-records the API's task callbacks, `gc` removes what killed runs left behind."""
+records the API's task callbacks, `status` says where a catalog stands across runs, `gc` removes
+what killed runs left behind."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import sys
 
 from img2svg import __version__
-from img2svg.cli import gc, receive, serve
+from img2svg.cli import gc, receive, serve, status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         convert.add_parser(commands)
     gc.add_parser(commands)
     receive.add_parser(commands)
+    status.add_parser(commands)
     return parser
 
 

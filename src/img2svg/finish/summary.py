@@ -23,6 +23,7 @@ class RunSummary:
     reused: int = 0  # succeeded at no new cost: an earlier run's SVG, or a duplicate image
     flags: dict[str, int] = field(default_factory=dict)  # rows by flag (low_fidelity...)
     report_html: str | None = None  # the page showing every row, worst first
+    catalog: str | None = None  # markdown: where the catalog stands across runs (finish.catalog)
 
     @property
     def succeeded(self) -> int:
@@ -69,6 +70,8 @@ def markdown(summary: RunSummary) -> str:
         ]
         for status, error, n in summary.top_failures:
             lines.append(f"| {n} | {status} | {error.replace('|', '/') or '-'} |")
+    if summary.catalog:
+        lines += ["", summary.catalog.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ class Workspace:
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(jobs)")}
         if "flags" not in columns:  # a workspace left behind by an earlier version
             self.db.execute("ALTER TABLE jobs ADD COLUMN flags TEXT NOT NULL DEFAULT ''")
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (repr(time.time()),))
 
     def close(self) -> None:
         with self._lock:
@@ -183,6 +185,11 @@ class Workspace:
     def set_meta(self, name: str, value: str) -> None:
         with self._lock:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    @property
+    def created_at(self) -> float:
+        """When the run that owns this workspace began (its first open)."""
+        return float(self.meta("created_at") or 0)
 
     def meta(self, name: str) -> str | None:
         with self._lock:
@@ -391,6 +398,19 @@ class Workspace:
                 "UPDATE rows SET status = 'error', error = ?, key = NULL WHERE row_id = ?",
                 [(error, row_id) for row_id, error in row_ids_and_errors],
             )
+
+    def tasks_paid(self) -> dict[str, float | None]:
+        """The tasks this run created (a task id came back, by answer or callback): how many,
+        and the span and mean duration of those seen to end, which time the account's quota."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT COUNT(*), MIN(submitted_at), MAX(finished_at), "
+                "AVG(CASE WHEN finished_at > submitted_at THEN finished_at - submitted_at END) "
+                "FROM jobs WHERE action = 'submit' AND task_id IS NOT NULL"
+            ).fetchone()
+        tasks, first, last, mean = row
+        span = last - first if first is not None and last is not None and last > first else None
+        return {"tasks": int(tasks), "span_s": span, "mean_task_s": mean}
 
     def counts(self) -> dict[str, int]:
         """Final rows by status (a row with a job has the job's status)."""

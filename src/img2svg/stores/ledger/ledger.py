@@ -315,6 +315,41 @@ class Ledger:
             )
         )
 
+    def paid(self) -> dict[str, int]:
+        """Tasks paid over every run (`paid`), of which by choice (`paid_again`), and claims
+        that may have been billed (`unconfirmed`: answer lost, no callback yet)."""
+        row = self._db.one(
+            "SELECT COALESCE(SUM(paid), 0) AS paid, COALESCE(SUM(paid_again), 0) AS paid_again, "
+            "COALESCE(SUM(CASE WHEN state = ? THEN 1 ELSE 0 END), 0) AS unconfirmed "
+            "FROM submissions",
+            (State.UNCONFIRMED,),
+        )
+        assert row is not None
+        return {name: int(row[name]) for name in ("paid", "paid_again", "unconfirmed")}
+
+    def record_run(self, run_id: str, out: str, started_at: float, figures: str) -> None:
+        """A run's figures (JSON, opaque here), for `img2svg status` and the next run's ETA."""
+        self._db.write(
+            lambda: self._db.run(
+                "INSERT INTO runs (run_id, out, started_at, ended_at, figures) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                "ended_at = excluded.ended_at, figures = excluded.figures",
+                (run_id, out, started_at, time.time(), figures),
+            )
+        )
+
+    def last_run(self, out: str) -> tuple[float, str] | None:
+        """(ended_at, figures) of the last run recorded for this output."""
+        row = self._db.one(
+            "SELECT ended_at, figures FROM runs WHERE out = ? ORDER BY ended_at DESC LIMIT 1",
+            (out,),
+        )
+        return (row["ended_at"], row["figures"]) if row else None
+
+    def callbacks_since(self, when: float) -> int:
+        row = self._db.one("SELECT COUNT(*) AS n FROM callbacks WHERE received_at > ?", (when,))
+        return int(row["n"]) if row else 0
+
     def counts(self) -> dict[str, int]:
         found = self._db.all("SELECT state, COUNT(*) AS n FROM submissions GROUP BY state")
         return {r["state"]: r["n"] for r in found}
