@@ -213,7 +213,13 @@ def test_prefect_yaml_declares_the_deployments() -> None:
     The shard deployment is run by tests/scale/test_shards.py."""
     config = yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))
     deployments = {d["name"]: d for d in config["deployments"]}
-    assert set(deployments) == {"img2svg-nightly", "img2svg-manual", "img2svg-shard"}
+    assert set(deployments) == {
+        "img2svg-nightly", "img2svg-manual", "img2svg-shard", "img2svg-receive"
+    }  # fmt: skip
+    receiver = deployments.pop("img2svg-receive")
+    assert receiver["entrypoint"] == "flows/receive.py:receive"
+    assert receiver["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    assert receiver["schedules"] == [{"interval": 300, "active": True}]
     shard = deployments.pop("img2svg-shard")
     assert shard["entrypoint"] == "flows/shards.py:convert_shard"
     assert shard["work_pool"]["name"] == POOL

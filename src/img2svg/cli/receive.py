@@ -43,15 +43,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     import logging
     import os
 
-    import uvicorn
-
-    from img2svg.receiver.app import ReceiverConfig, create_app
-    from img2svg.service.server import PortFileServer, bind
-    from img2svg.stores.ledger import Ledger, LedgerUnavailable, describe
+    from img2svg.receiver.app import ReceiverConfig
+    from img2svg.receiver.server import serve_receiver
+    from img2svg.stores.ledger import LedgerUnavailable
     from img2svg.stores.outputs import OutputStore
     from img2svg.stores.placement import LEDGER_URL_ENV, ledger_location
 
@@ -60,27 +57,23 @@ def run(args: argparse.Namespace) -> int:
             "img2svg receive: give --ledger (or --out, or set IMG2SVG_LEDGER_URL)", file=sys.stderr
         )
         return 2
-    location = ledger_location(args.ledger, OutputStore(args.out or "out"))
-    try:
-        Ledger(location).close()  # created or migrated now: the first callback is answered fast
-    except LedgerUnavailable as exc:
-        print(f"img2svg receive: {exc}", file=sys.stderr)
-        return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    location = ledger_location(args.ledger, OutputStore(args.out or "out"))
+    config = ReceiverConfig(ledger=location, max_body_bytes=args.max_body_bytes)
     try:
-        sock = bind(args.host, args.port)
+        serve_receiver(
+            config,
+            host=args.host,
+            port=args.port,
+            port_file=args.port_file,
+            log_level=args.log_level,
+        )
+    except LedgerUnavailable as exc:
+        print(f"img2svg receive: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"img2svg receive: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
-    port = sock.getsockname()[1]
-    app = create_app(ReceiverConfig(ledger=location, max_body_bytes=args.max_body_bytes))
-    # No access log: each callback's path holds its token.
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=False)
-    server = PortFileServer(config, args.port_file, port)
-    logging.getLogger("img2svg.receiver").info(
-        "receiving callbacks on http://%s:%d/<token> into %s", args.host, port, describe(location)
-    )
-    asyncio.run(server.serve(sockets=[sock]))
     return 0
