@@ -129,7 +129,12 @@ def prepare_run(
     return PreparedRun(
         params=params,
         source=open_manifest(
-            params.manifest, params.image_column, params.id_column, params.version_column
+            params.manifest,
+            params.image_column,
+            params.id_column,
+            params.version_column,
+            order_by=params.order_by,
+            descending=params.descending,
         ),
         outputs=outputs,
         credentials=credentials,

@@ -17,5 +17,12 @@ def stage_manifest(
     """`shard` (k, n): only the rows of shard k of n."""
     with Workspace(workspace) as work:
         staged = stage_rows(work, source, chunk_rows, shard)
-    get_run_logger().info("%d rows from %s, in %d chunks", staged.rows, source.path, staged.chunks)
+    order = (
+        f", ordered by {source.order_by}{' descending' if source.descending else ''}"
+        if source.order_by
+        else ""
+    )
+    get_run_logger().info(
+        "%d rows from %s, in %d chunks%s", staged.rows, source.path, staged.chunks, order
+    )
     return staged

@@ -10,6 +10,12 @@ again, unpaid), whether an earlier submission may have been billed without the p
 learning its task (`unconfirmed`: never resent automatically), or whether it must be submitted.
 `--force` submits every job again; `--limit` caps how many are submitted in one run;
 `--resubmit-unconfirmed` submits the unconfirmed jobs and nothing else.
+
+Rows come in the run's order (`--order-by`, else the manifest's), chunk after chunk, and a job
+takes its place in that order at the first of its rows there: that is the order `--limit` takes
+jobs in. Whatever the order, a job is led by its first row in the manifest (whose row id names
+the SVG the task makes), so a later chunk that holds an earlier row of a planned image moves the
+lead there.
 """
 
 from __future__ import annotations
@@ -67,13 +73,47 @@ def decide_rows(
         else:
             key = submission_key(item.fingerprint, options.mode)
             members.append((row.index, key))
-            leads.setdefault(key, (row, item))
-    known = workspace.known_jobs(list(leads))
+            lead = leads.get(key)
+            if lead is None or row.index < lead[0].index:
+                leads[key] = (row, item)  # the first row in the manifest; the job's place stays
+    known = _known_leads(workspace, list(leads))
     new = {key: lead for key, lead in leads.items() if key not in known}
     history = ledger.submissions(list(new))
     decide = _Decider(ledger, outputs, options, now, submitted=workspace.count_jobs("submit"))
     jobs = [decide(chunk, key, row, item, history.get(key)) for key, (row, item) in new.items()]
     workspace.save_plan(settled, members, jobs)
+    moved = [
+        (key, _lead_fields(row, item))
+        for key, (row, item) in leads.items()
+        if key in known and row.index < known[key]
+    ]
+    if moved:  # only with --order-by can a later chunk hold an earlier row of the manifest
+        workspace.save_outcomes(moved)
+
+
+def _known_leads(workspace: Workspace, keys: list[str]) -> dict[str, int]:
+    """The jobs the run already has (planned in an earlier chunk): key -> lead row's index."""
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), 500):
+        part = keys[start : start + 500]
+        marks = ",".join("?" * len(part))
+        found.update(
+            workspace.db.execute(
+                f"SELECT key, lead_idx FROM jobs WHERE key IN ({marks})", part
+            ).fetchall()
+        )
+    return found
+
+
+def _lead_fields(row: ManifestRow, item: Identified) -> dict[str, Any]:
+    assert item.ref is not None
+    return {
+        "lead_idx": row.index,
+        "lead_row_id": row.row_id,
+        "image": describe(row.image),
+        "ref_kind": item.ref.kind,
+        "ref_location": item.ref.location,
+    }
 
 
 class _Decider:
@@ -145,17 +185,8 @@ class _Decider:
 
 
 def _record(chunk: int, key: str, row: ManifestRow, item: Identified) -> JobRecord:
-    assert item.ref is not None and item.fingerprint is not None
-    return JobRecord(
-        key=key,
-        chunk=chunk,
-        lead_idx=row.index,
-        lead_row_id=row.row_id,
-        image=describe(row.image),
-        fingerprint=item.fingerprint,
-        ref_kind=item.ref.kind,
-        ref_location=item.ref.location,
-    )
+    assert item.fingerprint is not None
+    return JobRecord(key=key, chunk=chunk, fingerprint=item.fingerprint, **_lead_fields(row, item))
 
 
 def _settled(status: RowStatus, reason: str | None, now: float) -> dict[str, Any]:

@@ -46,6 +46,8 @@ class ManifestSource:
     id_column: str | None = None
     version_column: str | None = None
     parquet: bool = False
+    order_by: str | None = None  # the column whose order stages the rows (stage.order)
+    descending: bool = False
 
     @property
     def columns(self) -> list[str]:
@@ -77,6 +79,9 @@ def open_manifest(
     image_column: str = "image_url",
     id_column: str | None = None,
     version_column: str | None = None,
+    *,
+    order_by: str | None = None,
+    descending: bool = False,
 ) -> ManifestSource:
     """Check that the manifest opens, has the named columns and at least one row."""
     head = _head(path)
@@ -84,13 +89,21 @@ def open_manifest(
     if not head.strip() and not parquet:
         raise ManifestError(f"manifest {path} is empty")
     source = ManifestSource(
-        path, _parent(path), image_column, id_column, version_column, parquet=parquet
+        path,
+        _parent(path),
+        image_column,
+        id_column,
+        version_column,
+        parquet=parquet,
+        order_by=order_by,
+        descending=descending,
     )
     names = _column_names(source)
     options = (
         (image_column, "--image-column"),
         (id_column, "--id-column"),
         (version_column, "--version-column"),
+        (order_by, "--order-by"),
     )
     for column, option in options:
         if column is not None and column not in names:
@@ -108,10 +121,10 @@ def iter_rows(source: ManifestSource, chunk_rows: int) -> Iterator[list[RawRow]]
     """The manifest's rows in order, `chunk_rows` at a time (the last chunk may be shorter)."""
     chunk: list[RawRow] = []
     index = 0
-    for batch in _batches(source):
-        images = _strings(batch, source.image_column)
-        ids = _strings(batch, source.id_column) if source.id_column else None
-        versions = _strings(batch, source.version_column) if source.version_column else None
+    for batch in column_batches(source, source.columns):
+        images = cells(batch, source.image_column)
+        ids = cells(batch, source.id_column) if source.id_column else None
+        versions = cells(batch, source.version_column) if source.version_column else None
         for i, image in enumerate(images):
             chunk.append(
                 RawRow(
@@ -217,8 +230,9 @@ def _column_names(source: ManifestSource) -> list[str]:
         return list(reader.schema.names)
 
 
-def _batches(source: ManifestSource) -> Iterator[pa.RecordBatch]:
-    columns = source.columns
+def column_batches(source: ManifestSource, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """The manifest's record batches, of these columns only: as typed in Parquet, as text in
+    CSV (a CSV column's type would be guessed from its first block alone)."""
     with _reading(source), fsspec.open(source.path, "rb") as handle:
         if source.parquet:
             yield from pq.ParquetFile(handle).iter_batches(batch_size=65_536, columns=columns)
@@ -260,7 +274,8 @@ class _reading:
             ) from None
 
 
-def _strings(batch: pa.RecordBatch, column: str) -> list[str]:
+def cells(batch: pa.RecordBatch, column: str) -> list[str]:
+    """A column of a batch as text, stripped, missing cells empty (how a row reads them)."""
     array = batch.column(batch.schema.get_field_index(column))
     if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
         array = pc.cast(array, pa.string())
