@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
-import pytest
 
 from flows.convert import convert
 from tests.helpers import logo_png, metric
@@ -93,12 +92,6 @@ def test_descending_puts_missing_values_last_too(start_service, tmp_path: Path) 
     assert _statuses(out) == {f"r{i}": "skipped" if i == 0 else "succeeded" for i in range(6)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the CLI checks the manifest's columns before Prefect starts, but without order_by "
-    "(src/img2svg/cli/convert.py: open_manifest(..., order_by=args.order_by)): the flow then "
-    "refuses it, with Prefect's traceback",
-)
 def test_an_order_column_that_does_not_exist_is_one_message_and_nothing_runs(
     tmp_path: Path,
 ) -> None:

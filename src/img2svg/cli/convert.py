@@ -132,7 +132,13 @@ def run(args: argparse.Namespace) -> int:
     args.ledger = _ledger_parameter(args.ledger)
     params = {name: getattr(args, name) for name in RunParameters.model_fields}
     try:  # a manifest that cannot be read is one clear message, before Prefect starts
-        open_manifest(args.manifest, args.image_column, args.id_column, args.version_column)
+        open_manifest(
+            args.manifest,
+            args.image_column,
+            args.id_column,
+            args.version_column,
+            order_by=args.order_by,
+        )
         _check_shards(args)
         notify_base(args.notify_url)
     except (ManifestError, ShardingRefused, NotifyUrlError) as exc:

@@ -43,7 +43,7 @@ class Job:
 @dataclass(frozen=True)
 class JobRecord:
     key: str  # the ledger's submission key: (image fingerprint, mode)
-    chunk: int  # the lead row's chunk
+    chunk: int  # the chunk that planned it (its first row in the run's order)
     lead_idx: int  # the first manifest row holding the image: it carries the task
     lead_row_id: str
     image: str  # the manifest's image reference (data: URIs abbreviated)

@@ -257,13 +257,23 @@ class Workspace:
     # -- submitting and polling ----------------------------------------------------------------
 
     def jobs(self, chunk: int, status: str, action: str | None = None) -> list[JobRecord]:
-        """The chunk's jobs in this status (and with this action), in manifest order."""
+        """The chunk's jobs in this status (and with this action), in the run's order: the
+        manifest's, or `--order-by`'s (a job at its earliest row in that order)."""
         query = "SELECT * FROM jobs WHERE chunk = ? AND status = ?"
         params: tuple[object, ...] = (chunk, status)
         if action is not None:
             query, params = query + " AND action = ?", (*params, action)
         with self._lock:
-            found = self.db.execute(query + " ORDER BY lead_idx", params).fetchall()
+            ordered = self.db.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'row_order'"
+            ).fetchone()
+            order = (
+                "(SELECT MIN(o.rank) FROM rows r JOIN row_order o ON o.idx = r.idx "
+                "WHERE r.key = jobs.key), lead_idx"
+                if ordered
+                else "lead_idx"
+            )
+            found = self.db.execute(f"{query} ORDER BY {order}", params).fetchall()
         return [JobRecord.from_row(row) for row in found]
 
     def save_outcomes(self, outcomes: Iterable[tuple[str, dict[str, Any]]]) -> None:
