@@ -48,6 +48,7 @@ class PostgresServer:
         self.bindir = _bindir()
         self.port = 0
         self.root: Path | None = None
+        self._options = ""
 
     def _argv(self, *command: str) -> list[str]:
         as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -74,7 +75,8 @@ class PostgresServer:
                 options = f"-F -p {self.port} -k {sockets} -c listen_addresses=127.0.0.1"
                 start = ["start", "-w", "-t", "60", "-D", str(data), "-l", str(log)]
                 try:
-                    self._run("pg_ctl", *start, "-o", f"{options} -c max_connections=200")
+                    self._options = f"{options} -c max_connections=200"
+                    self._run("pg_ctl", *start, "-o", self._options)
                     break
                 except RuntimeError as exc:
                     if attempt == 2:
@@ -93,6 +95,21 @@ class PostgresServer:
             self._run("pg_ctl", "stop", "-m", "immediate", "-D", str(self.root / "data"))
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart(self) -> None:
+        """As `pg_ctl restart -m fast` (which would hand the server our output pipes): every
+        connection is cut, the server is back at once."""
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        assert self.root is not None
+        self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.root / "data"))
+
+    def start(self) -> None:
+        assert self.root is not None
+        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.root / "data"),
+                  "-l", str(self.root / "server.log"), "-o", self._options)  # fmt: skip
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"

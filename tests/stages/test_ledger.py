@@ -466,3 +466,42 @@ def test_a_version_4_ledger_is_migrated_in_place(tmp_path: Path) -> None:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         columns = [row[1] for row in db.execute("PRAGMA table_info(submissions)")]
         assert columns[-4:] == ["quality", "callback", "paid", "paid_again"]
+
+
+def test_a_restarted_postgres_is_reconnected_and_a_held_lock_stays_held(
+    postgres_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 0.2 s restart cuts every connection: reads, writes and claims go on after it, and the
+    run lock's holder takes its lock back before a second run can."""
+    monkeypatch.setenv("IMG2SVG_LEDGER_OUTAGE_S", "30")
+    url = postgres_server.create_database(f"restart_{os.getpid()}")
+    with Ledger(url) as ledger, ledger.run_lock("out"):
+        key = submission_key("a", "fast")
+        assert _claim(ledger, key, "k1") is None
+        postgres_server.restart()
+        ledger.submitted(key, "t1", None, 1)  # a write on a cut connection
+        postgres_server.restart()
+        assert ledger.submission(key).task_id == "t1"  # a read on a cut connection
+        assert _claim(ledger, submission_key("b", "fast"), "k1") is None
+        postgres_server.restart()
+        time.sleep(3)  # the lock's keeper notices and takes it back
+        with Ledger(url) as second, pytest.raises(RunInProgress), second.run_lock("out"):
+            pass
+    with Ledger(url) as second, second.run_lock("out"):  # let go: free at once
+        assert second.submission(key).paid == 1
+
+
+def test_a_ledger_down_past_the_bound_is_one_clear_error(
+    postgres_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMG2SVG_LEDGER_OUTAGE_S", "2")
+    url = postgres_server.create_database(f"down_{os.getpid()}")
+    with Ledger(url) as ledger:
+        postgres_server.stop()
+        try:
+            with pytest.raises(LedgerUnavailable, match="unreachable for 2 s") as raised:
+                ledger.counts()
+        finally:
+            postgres_server.start()
+        assert "IMG2SVG_LEDGER_OUTAGE_S" in str(raised.value)
+        assert ledger.counts() == {}  # back: the next call reconnects

@@ -140,6 +140,8 @@ class Ledger:
         `callback` is the hash of the token this POST's notify_url carries.
         """
 
+        now = time.time()  # also names this claim: see below
+
         def work() -> Submission | None:
             # The insert either creates the entry or waits for whoever holds it, so of two
             # claims at once exactly one inserts; the other reads the row locked, and decides.
@@ -156,7 +158,7 @@ class Ledger:
                     SUBMITTING,
                     token_id,
                     callback,
-                    time.time(),
+                    now,
                 ),
             ):
                 return None
@@ -164,6 +166,11 @@ class Ledger:
                 f"SELECT * FROM submissions WHERE key = ?{self._db.for_update}", (key,)
             )
             assert row is not None  # entries are never deleted
+            if row["state"] == SUBMITTING and (row["idem_key"], row["created_at"]) == (
+                idem_key,
+                now,
+            ):
+                return None  # this very claim, committed as the connection was lost: run again
             if row["idem_key"] == idem_key:
                 resendable = row["state"] == State.REFUSED or (
                     resend_ok and row["state"] == SUBMITTING and row["backend"] == backend
