@@ -61,7 +61,7 @@ def test_callbacks_recover_lost_answers_and_nothing_is_paid_twice(tmp_path: Path
     quirks = Quirks(seed=7, token=TOKEN, integer_ids=True, null_sub_task_ids=True,
                     lose_rate=0.2, fail_before_create_rate=0.1, processing_s=0.3)  # fmt: skip
     out = tmp_path / "out"
-    run = {"ledger": str(ledger), "notify_url": notify_url, "callback_grace": 8.0}
+    run = {"ledger": str(ledger), "notify_url": notify_url, "callback_grace": 4.0}
     with HiDreamStandIn(quirks) as api:
         first = _convert(manifest, out, api.url, chunk_size=20, **run)
         assert len(first) == 60 and first["row_id"].is_unique
@@ -71,7 +71,7 @@ def test_callbacks_recover_lost_answers_and_nothing_is_paid_twice(tmp_path: Path
         # Every image that has a task has all its rows succeeded, lost answers included.
         unconfirmed = first.loc[first["status"] != "succeeded"]
         assert set(unconfirmed["status"]) == {"unconfirmed"}
-        assert unconfirmed["error"].str.contains("no callback arrived within 8 s").all()
+        assert unconfirmed["error"].str.contains("no callback arrived within 4 s").all()
         assert unconfirmed["image"].nunique() == lost_answers > 0
         succeeded_images = set(first.loc[first["status"] == "succeeded", "image"])
         assert succeeded_images.isdisjoint(unconfirmed["image"])
