@@ -16,7 +16,15 @@ from prefect import flow
 from prefect.states import Completed, Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.run import CHUNK_THREADS, exclusive_run, prepare_run, run_name, run_workspace
+from flows.run import (
+    CHUNK_THREADS,
+    RUN_STOPPERS,
+    ShardsStopped,
+    exclusive_run,
+    prepare_run,
+    run_name,
+    run_workspace,
+)
 from flows.shards import convert_in_shards
 from flows.steps import convert_chunks, cost, plan_chunks
 from img2svg.finish.summary import RunSummary
@@ -33,7 +41,14 @@ from tasks.manifest import stage_manifest
 )
 @takes(RunParameters, returns=State)
 def convert(**given: Any) -> State:
-    run = prepare_run(RunParameters(**given))  # who pays, where things live; nothing spent yet
+    try:
+        return _convert(RunParameters(**given))
+    except RUN_STOPPERS as stopped:  # the user's to fix: one message, the error as the result
+        return Failed(message=str(stopped), data=stopped)
+
+
+def _convert(params: RunParameters) -> State:
+    run = prepare_run(params)  # who pays, where things live; nothing spent yet
     if run.params.shards > 1 and not run.params.dry_run:
         summary = convert_in_shards(run)  # this same pipeline, a shard per worker
     else:
@@ -51,7 +66,10 @@ def convert(**given: Any) -> State:
 
 
 def judged(summary: RunSummary, max_failure_ratio: float) -> State:
-    """Completed, or Failed when more than `max_failure_ratio` of the rows did not succeed."""
+    """Completed, or Failed when more than `max_failure_ratio` of the rows did not succeed or a
+    reason every shard met stopped the run (its result is then that reason, as an error)."""
+    if summary.stopped_by:
+        return Failed(message=summary.stopped_by, data=ShardsStopped(summary.stopped_by))
     message = f"{summary.succeeded}/{summary.total} succeeded; results in {summary.results_parquet}"
     if summary.failure_ratio > max_failure_ratio:
         return Failed(

@@ -25,19 +25,22 @@ from prefect.runtime import deployment, flow_run
 from img2svg.blocks import load_token_block
 from img2svg.convert.backend import (
     Credentials,
+    TokenBindingError,
     backend_identity,
     resends_are_free,
     run_credentials,
 )
+from img2svg.fsutil import NoSpaceLeft
 from img2svg.plan.decide import PlanOptions
-from img2svg.run.notify import notify_base
+from img2svg.run.notify import NotifyUrlError, notify_base
 from img2svg.run.parameters import RunParameters
 from img2svg.run.settings import RunSettings
-from img2svg.stage.manifest import ManifestSource, open_manifest
-from img2svg.stores.ledger import Ledger
+from img2svg.stage.manifest import ManifestError, ManifestSource, open_manifest
+from img2svg.stores.ledger import Ledger, LedgerUnavailable, RunInProgress
 from img2svg.stores.leftovers import Swept, sweep_temporary, sweep_workspaces, workspace_lease
 from img2svg.stores.outputs import OutputStore
 from img2svg.stores.placement import (
+    ShardingRefused,
     is_shared_ledger,
     keep_password_in_process,
     ledger_location,
@@ -50,6 +53,24 @@ T = TypeVar("T")
 # Chunk tasks in flight at once (each a thread); a chunk's submit and poll tasks run together,
 # and one more thread scores the run's SVGs as they arrive.
 CHUNK_THREADS = 9
+
+class ShardsStopped(Exception):
+    """A shard failed for a reason every shard would meet; the others were cancelled."""
+
+
+RUN_STOPPERS = (
+    ShardsStopped,
+    ManifestError,
+    TokenBindingError,
+    ShardingRefused,
+    NotifyUrlError,
+    RunInProgress,
+    LedgerUnavailable,
+    NoSpaceLeft,
+)
+"""What stops a run for a reason its user must fix (a setting, the ledger, the disk): the flow
+ends Failed with the error as its result, and the CLI prints its one message (exit 2), with
+no traceback. Every other exception is a bug, shown whole."""
 
 
 @dataclass(frozen=True)

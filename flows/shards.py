@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -26,19 +27,22 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
-from prefect.states import Crashed
+from prefect.states import Cancelled, Cancelling, Crashed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.run import CHUNK_THREADS, PreparedRun, prepare_run, run_id, run_workspace
 from flows.steps import convert_chunks, plan_chunks
 from img2svg.convert import progress
+from img2svg.convert.backend import check_shard_credentials
 from img2svg.finish.summary import RunSummary
 from img2svg.run.parameters import ShardSpec
 from img2svg.run.settings import HIDREAM_RATE_PER_MINUTE
 from img2svg.stores.ledger import Ledger, RunInProgress
 from img2svg.stores.leftovers import sweep_temporary
 from img2svg.stores.placement import (
+    ShardingRefused,
     check_shardable,
     part_location,
     parts_folder,
@@ -104,6 +108,9 @@ def convert_in_shards(run: PreparedRun) -> RunSummary:
     """The parent's side: start the shards, wait for them, merge what they hand back."""
     params = run.params
     check_shardable(params.manifest, run.out, run.ledger, params.shards)
+    if run.credentials.url is not None:
+        check_shard_credentials(params.api_url, params.token_block)
+    _check_deployment(params.shard_deployment)
     logger = get_run_logger()
     parent = run_id()
     with Ledger(run.ledger) as book, book.run_lock(run.out), run_workspace(run) as workspace:
@@ -123,8 +130,8 @@ def convert_in_shards(run: PreparedRun) -> RunSummary:
                 )
                 for k in range(params.shards)
             ]
-            missing = _wait_for(children, book, run.out)
-            return merge_results(
+            missing, stopped = _wait_for(children, book, run.out)
+            summary = merge_results(
                 workspace,
                 params.shards,
                 [part_location(parent, k) for k in range(params.shards)],
@@ -133,8 +140,22 @@ def convert_in_shards(run: PreparedRun) -> RunSummary:
                 params.mode,
                 run.title,
             )
+            return replace(summary, stopped_by=stopped)
         finally:
             run.outputs.remove_tree(parts_folder(parent))
+
+
+def _check_deployment(name: str) -> None:
+    """The shard deployment must exist before any shard is asked for."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            raise ShardingRefused(
+                f"the Prefect server has no deployment {name!r} to run the shards as: run "
+                "`prefect deploy --all` from the repository root (README, 'Scale out'), or "
+                "name another with --shard-deployment"
+            ) from None
 
 
 def _shard_spec(run: PreparedRun, shard: int, parent: str, shared_quota: bool) -> ShardSpec:
@@ -184,16 +205,24 @@ def _shared_quota(run: PreparedRun) -> bool:
     return False
 
 
-def _wait_for(children: Sequence[FlowRun], book: Ledger, out: str) -> dict[int, str]:
-    """Wait until every shard ended; {shard: why its rows have no outcome} for those that
-    did not complete. A shard `Running` or `Pending` whose ledger lock has been free for
-    DEAD_AFTER_S lost its process (a worker killed, a machine gone): it is marked Crashed.
-    A shard `Scheduled` waits for a worker, as long as it takes."""
+def _wait_for(
+    children: Sequence[FlowRun], book: Ledger, out: str
+) -> tuple[dict[int, str], str | None]:
+    """Wait until every shard ended: ({shard: why its rows have no outcome} for those that did
+    not complete, the reason every shard shares when one failed for it, else None).
+
+    A shard `Running` or `Pending` whose ledger lock has been free for DEAD_AFTER_S lost its
+    process (a worker killed, a machine gone): it is marked Crashed. One that cannot be read
+    (the Prefect API is away) is waited for, never marked. A shard `Scheduled` waits for a
+    worker, as long as it takes. A shard that fails for a reason every shard would meet (a
+    token its worker refuses to send, an unreachable ledger) cancels the others: the run ends
+    with that one reason."""
     logger = get_run_logger()
     shards = len(children)
     pending = {k: child.id for k, child in enumerate(children)}
     missing: dict[int, str] = {}
     free_since: dict[int, float] = {}
+    stopped: str | None = None
     with get_client(sync_client=True) as client:
         while pending:
             for k, child_id in list(pending.items()):
@@ -201,16 +230,19 @@ def _wait_for(children: Sequence[FlowRun], book: Ledger, out: str) -> dict[int, 
                     child = client.read_flow_run(child_id)
                 except Exception as exc:  # the Prefect API may blink: the shards go on
                     logger.warning("could not read shard %d's state (%s); retrying", k + 1, exc)
+                    free_since.pop(k, None)  # unseen is not dead
                     continue
                 state = child.state
                 if state is not None and state.is_final():
                     del pending[k]
+                    shared = None if state.is_completed() else _shared_failure(state.message)
+                    if shared and stopped is None:
+                        stopped = shared
+                        logger.error("shard %d/%d: %s; cancelling the others", k + 1, shards,
+                                     shared)  # fmt: skip
+                        _cancel(client, [pending[j] for j in pending])
                     if not state.is_completed():
-                        missing[k] = (
-                            f"shard {k + 1}/{shards} ({child.name}) ended {state.name}: "
-                            f"{state.message or 'no message'}; run the same command again to "
-                            "finish its rows (what it submitted is polled, not paid again)"
-                        )
+                        missing[k] = _why_missing(k, shards, child.name, state, stopped)
                     logger.info("shard %d/%d: %s", k + 1, shards, state.name)
                     continue
                 grace = DEAD_AFTER_S.get(state.type.value) if state is not None else None
@@ -225,7 +257,45 @@ def _wait_for(children: Sequence[FlowRun], book: Ledger, out: str) -> dict[int, 
             progress.report(shards - len(pending), shards, {"shards running": len(pending)})
             if pending:
                 time.sleep(WATCH_EVERY_S)
-    return missing
+    return missing, stopped
+
+
+# Failures every shard meets alike: the exception names that end a shard's message.
+SHARED_FAILURES = ("TokenBindingError", "LedgerUnavailable", "ShardingRefused", "NotifyUrlError")
+
+
+def _shared_failure(message: str | None) -> str | None:
+    """The reason, when a shard's failure is one every shard would meet."""
+    for name in SHARED_FAILURES:
+        if message and f"{name}: " in message:
+            return message.split(f"{name}: ", 1)[1].strip()
+    return None
+
+
+def _why_missing(k: int, shards: int, name: str, state: Any, stopped: str | None) -> str:
+    if stopped is not None:
+        return (
+            f"not converted: the run stopped because {stopped}; fix it and run the same "
+            "command again"
+        )
+    return (
+        f"shard {k + 1}/{shards} ({name}) ended {state.name}: {state.message or 'no message'}; "
+        "run the same command again to finish its rows (what it submitted is polled, not paid "
+        "again)"
+    )
+
+
+def _cancel(client: Any, flow_run_ids: list[Any]) -> None:
+    """Ask the shards to stop: a worker kills a `Cancelling` run's process; one not started
+    yet is `Cancelled` at once."""
+    for flow_run_id in flow_run_ids:
+        try:
+            run = client.read_flow_run(flow_run_id)
+            started = run.state is not None and run.state.type.value in ("RUNNING", "PENDING")
+            state = Cancelling() if started else Cancelled()
+            client.set_flow_run_state(flow_run_id, state, force=True)
+        except Exception as exc:  # a shard left running still ends on its own
+            get_run_logger().warning("could not cancel shard run %s: %s", flow_run_id, exc)
 
 
 def _lock_held(book: Ledger, out: str, shard: int, shards: int) -> bool:

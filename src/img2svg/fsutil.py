@@ -18,12 +18,41 @@ import contextlib
 import errno
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["atomic_path", "atomic_write"]
+__all__ = ["NoSpaceLeft", "atomic_path", "atomic_write", "is_disk_full"]
 
 StrPath = str | os.PathLike[str]
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class NoSpaceLeft(OSError):
+    """A write failed for lack of space: the run stops sending work, and says where once."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(
+            errno.ENOSPC,
+            f"no space left on {where}: free some space (or use another --out), then run the "
+            "same command again; what was already paid for is downloaded again, not paid again",
+        )
+        self.where = where
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` says a disk (or quota) is full: an OSError, or SQLite's SQLITE_FULL."""
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        or "disk is full" in str(exc)
+    )
+
 
 # Filesystems that cannot sync a directory say so with these; the file itself is synced anyway.
 _DIR_SYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})

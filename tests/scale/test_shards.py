@@ -54,8 +54,11 @@ class Cluster:
             env={"IMG2SVG_STATE_DIR": str(self.state_dir(name))},
         )  # fmt: skip
 
-    def convert(self, manifest: str, out: str, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**self.prefect.env, "IMG2SVG_STATE_DIR": str(self.root / "state-parent")}
+    def convert(
+        self, manifest: str, out: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**self.prefect.env, "IMG2SVG_STATE_DIR": str(self.root / "state-parent"),
+               **(env or {})}  # fmt: skip
         return subprocess.run(
             [sys.executable, "-m", "img2svg.cli", "convert", manifest, "--out", out,
              "--id-column", "id", "--shards", "4", "--ledger", self.ledger, "--no-score", *args],
@@ -208,3 +211,49 @@ def _created(data_dir: Path) -> int:
             return db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def test_a_configuration_every_shard_would_refuse_is_one_message(
+    cluster: Cluster, start_service: Any
+) -> None:
+    """A token from the environment with another --api-url: shards (a deployment's runs) would
+    each refuse to send it. Said once, exit 2, before any shard starts; so is a shard
+    deployment that does not exist."""
+    api = start_service("--allow-private-urls")
+    manifest = _upload_catalog("config", list(range(6)))
+    before = len(cluster.prefect.call(_shard_runs))
+    token = {"HIDREAM_API_TOKEN": "t0ken-of-the-parent"}
+    refused = cluster.convert(manifest, "s3://config/out", "--api-url", api.url, env=token)
+    missing = cluster.convert(manifest, "s3://config/out", "--api-url", api.url,
+                              "--shard-deployment", "img2svg-shard/nope")  # fmt: skip
+    for done in (refused, missing):
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+    assert "the shards run as a deployment's runs on workers" in refused.stderr
+    assert "t0ken-of-the-parent" not in refused.stdout + refused.stderr
+    assert "no deployment 'img2svg-shard/nope'" in " ".join(missing.stderr.split())
+    assert len(cluster.prefect.call(_shard_runs)) == before  # no shard was started
+
+
+def test_the_first_shard_refusing_the_token_cancels_the_others(
+    cluster: Cluster, start_service: Any
+) -> None:
+    """The parent's environment binds its token to the API, the workers' does not: the first
+    shard to refuse cancels the others, and the run ends with that one message, exit 2."""
+    api = start_service("--allow-private-urls", "--latency", "1")
+    for name in list(cluster.workers):
+        kill_machine(cluster.workers.pop(name))
+    cluster.workers["w3"] = cluster.prefect.spawn(
+        "worker-w3", "worker", "start", "--pool", POOL, "--type", "process", "--name", "w3",
+        "--limit", "4",
+        env={"IMG2SVG_STATE_DIR": str(cluster.state_dir("w3")), "HIDREAM_API_TOKEN": "t0k"},
+    )  # fmt: skip
+    manifest = _upload_catalog("refuse", list(range(8)))
+    bound = {"HIDREAM_API_TOKEN": "t0k", "HIDREAM_API_URL": api.url}
+    done = cluster.convert(manifest, "s3://refuse/out", "--api-url", api.url, env=bound)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "refusing to send $HIDREAM_API_TOKEN" in " ".join(done.stderr.split())
+    assert "t0k" not in done.stdout + done.stderr
+    runs = cluster.prefect.call(_shard_runs)
+    assert runs and not [r.name for r in runs if r.state and not r.state.is_final()]

@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from img2svg.cli.progress_bar import ProgressBar
+    from img2svg.convert.backend import TokenBindingError
     from img2svg.run.notify import NotifyUrlError, notify_base
     from img2svg.run.parameters import RunParameters
     from img2svg.stage.manifest import ManifestError, open_manifest
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         )
         _check_shards(args)
         notify_base(args.notify_url)
-    except (ManifestError, ShardingRefused, NotifyUrlError) as exc:
+    except (ManifestError, ShardingRefused, NotifyUrlError, TokenBindingError) as exc:
         console.print(f"[red]img2svg convert:[/red] {exc}")
         return 2
     from img2svg.cli.prefect_api import temporary_api_if_needed
@@ -162,15 +163,10 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the flow crashed before producing a summary
         summary = exc
     if isinstance(summary, BaseException):
-        from img2svg.convert.backend import TokenBindingError
+        from flows.run import RUN_STOPPERS
 
-        reason = (
-            summary
-            if isinstance(
-                summary, ManifestError | TokenBindingError | ShardingRefused | NotifyUrlError
-            )
-            else f"{type(summary).__name__}: {summary}"
-        )
+        stopped = isinstance(summary, RUN_STOPPERS)
+        reason = summary if stopped else f"{type(summary).__name__}: {summary}"
         console.print(f"[red]img2svg convert failed:[/red] {reason}")
         return 2
     if args.dry_run:
@@ -195,6 +191,7 @@ def _ledger_parameter(ledger: str | None) -> str | None:
 
 def _check_shards(args: argparse.Namespace) -> None:
     """What --shards needs, checked before anything starts (the flow checks it again)."""
+    from img2svg.convert.backend import check_shard_credentials
     from img2svg.stores.placement import LEDGER_URL_ENV, ShardingRefused, check_shardable
 
     if args.shards < 2 or args.dry_run:
@@ -208,6 +205,7 @@ def _check_shards(args: argparse.Namespace) -> None:
     if not args.ledger_block:  # a block's URL is read by the flow
         ledger = args.ledger or os.environ.get(LEDGER_URL_ENV) or "(the default SQLite file)"
         check_shardable(args.manifest, args.out, ledger, args.shards)
+    check_shard_credentials(args.api_url, args.token_block)
 
 
 def _print_plan(console: Any, counts: dict[str, int]) -> None:

@@ -101,6 +101,23 @@ def run_credentials(
     return Credentials(url.rstrip("/") if url else None, token)
 
 
+def check_shard_credentials(api_url: str | None, token_block: str | None) -> None:
+    """Shards run as a deployment's runs, on workers: an environment token there is bound to
+    `HIDREAM_API_URL` (else HiDream), whatever this caller may do. Checked here with this
+    process's environment before any shard starts, so a run that every shard would refuse
+    fails once, now (`TokenBindingError`). A block binds alike everywhere: nothing to check."""
+    if token_block or not os.environ.get(TOKEN_ENV):
+        return
+    try:
+        run_credentials(api_url, deployed=True)
+    except TokenBindingError as exc:
+        raise TokenBindingError(
+            f"the shards run as a deployment's runs on workers, where {exc} (set "
+            f"{API_URL_ENV} to that API here and on the workers, or name a HiDream Credentials "
+            "block in --token-block)"
+        ) from None
+
+
 def _block_token(block: str, value: object) -> tuple[str, str]:
     """(token, bound URL) from a block's raw value: a plain string, or a JSON object."""
     if isinstance(value, str):

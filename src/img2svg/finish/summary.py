@@ -24,6 +24,7 @@ class RunSummary:
     flags: dict[str, int] = field(default_factory=dict)  # rows by flag (low_fidelity...)
     report_html: str | None = None  # the page showing every row, worst first
     catalog: str | None = None  # markdown: where the catalog stands across runs (finish.catalog)
+    stopped_by: str | None = None  # a reason every shard met: the run ends on it (CLI exit 2)
 
     @property
     def succeeded(self) -> int:
