@@ -54,6 +54,7 @@ T = TypeVar("T")
 # and one more thread scores the run's SVGs as they arrive.
 CHUNK_THREADS = 9
 
+
 class ShardsStopped(Exception):
     """A shard failed for a reason every shard would meet; the others were cancelled."""
 

@@ -49,8 +49,7 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
         return True
     return isinstance(exc, sqlite3.OperationalError) and (
-        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-        or "disk is full" in str(exc)
+        getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
     )
 
 
