@@ -145,7 +145,7 @@ def test_unknown_tasks_are_lost_only_to_their_own_token_and_after_several_polls(
 
 
 def test_polls_are_timed_by_how_long_tasks_take(tmp_path: Path) -> None:
-    """Due when the oldest task reaches the typical duration; a twentieth of it once overdue."""
+    """Due when a task reaches the typical duration (more in tests/stages/test_poll_schedule.py)."""
     from img2svg.convert.jobs import Poller
 
     now = [100.0]
@@ -157,12 +157,12 @@ def test_polls_are_timed_by_how_long_tasks_take(tmp_path: Path) -> None:
     (job,) = _jobs(tmp_path, 1)
     job.lead.status, job.lead.task_id, job.lead.submitted_at = RowStatus.SUBMITTED, "t1", 100.0
     poller.add([job])
-    assert poller.next_wait() == 1.0  # nothing learned yet: the plain interval
+    assert poller.next_wait() == pytest.approx(0.1)  # nothing learned yet: soon, then less so
     poller.typical_s = 2.0
     now[0] = 101.5
     assert poller.next_wait() == pytest.approx(0.5)  # due at 102.0
     now[0] = 102.5
-    assert poller.next_wait() == pytest.approx(0.1)  # overdue: a twentieth of the typical 2 s
+    assert poller.next_wait() == 0.0  # overdue and not asked about since: at once
     poller.typical_s = 60.0
     assert poller.next_wait() == 1.0  # a slow API is still polled at least every second
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Any
 
@@ -79,21 +80,44 @@ async def poll_open_jobs(
     callbacks = CallbackWait(ledger, settings.callback_grace_s)
     async with make_client(endpoint, settings, throttle) as client:
         poller = Poller(client, endpoint, settings, throttle, outputs, ledger, on_final=final)
+        settled, looked = False, -math.inf  # settled: all sent and picked up, none waiting
         while True:
-            all_sent = workspace.submit_done(chunk)  # read before the jobs: nothing is missed
-            submitted = workspace.jobs(chunk, "submitted")
-            fresh = [r for r in submitted if r.task_id and r.key not in watched]
-            waiting = [r for r in submitted if not r.task_id]  # answer lost: see CallbackWait
-            watched.update(r.key for r in fresh)
-            poller.add([job_of(row, settings.mode) for row in fresh])
-            if waiting:
-                workspace.save_outcomes(await asyncio.to_thread(callbacks.check, waiting))
-            if poller.pending:
+            if not settled and time.monotonic() >= looked + _pick_up_s(poller, settings):
+                looked = time.monotonic()
+                all_sent = workspace.submit_done(chunk)  # read before the jobs: none missed
+                submitted = workspace.jobs(chunk, "submitted")
+                fresh = [r for r in submitted if r.task_id and r.key not in watched]
+                waiting = [r for r in submitted if not r.task_id]  # answer lost: CallbackWait
+                watched.update(r.key for r in fresh)
+                poller.add([job_of(row, settings.mode) for row in fresh if row.action != "poll"])
+                resumed = [job_of(row, settings.mode) for row in fresh if row.action == "poll"]
+                poller.add(resumed, resumed=True)  # submitted by an earlier run
+                if waiting:
+                    workspace.save_outcomes(await asyncio.to_thread(callbacks.check, waiting))
+                settled = all_sent and not waiting
+            if poller.pending and poller.next_wait() <= _EARLY_S:  # when tasks are due
                 await poller.round()
-            elif all_sent and not waiting:
+            if settled and not poller.pending:
                 break
-            await asyncio.sleep(poller.next_wait() if poller.pending else 0.1)
+            # Back when the next poll is due, or to look for new submissions.
+            wake = poller.next_wait()
+            if not settled:
+                wake = min(wake, max(0.0, looked + _pick_up_s(poller, settings) - time.monotonic()))
+            await asyncio.sleep(wake)
         await poller.finish()
+
+
+def _pick_up_s(poller: Poller, settings: RunSettings) -> float:
+    """How often the poll loop reads the workspace for tasks just submitted: soon enough that
+    none is first asked about later than it is due (a quarter of what tasks take), and no more
+    often than `_PICK_UP_S` (each read goes over the chunk's submitted jobs)."""
+    typical = poller.typical_s or 0.0
+    return min(settings.poll_interval_s, max(_PICK_UP_S, typical / 4))
+
+
+# The poll loop's shortest look for new submissions, and how early a due poll may leave.
+_PICK_UP_S = 0.1
+_EARLY_S = 0.005
 
 
 def close_chunk(workspace: Workspace, chunk: int, reason: str, throttle: Throttle) -> None:

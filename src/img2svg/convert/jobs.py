@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -25,6 +26,7 @@ from img2svg.client import (
     Unauthorized,
     Verdict,
 )
+from img2svg.client.client import MAX_BATCH_IDS
 from img2svg.run.jobs import Job
 from img2svg.run.notify import callback_url, new_token, token_hash
 from img2svg.run.rows import RowFlag, RowStatus, join_flags
@@ -277,14 +279,20 @@ class Poller:
     so polling runs alongside submitting.
 
     SVGs are downloaded the moment their task succeeds: result URLs are short-lived. A task
-    frees its slot in the run's task window as soon as it is seen finished, so the next
-    submission can leave. A job still running at its deadline stays `submitted` in the
-    ledger, so the next run polls it again instead of paying for it twice.
+    frees its slot in the run's task window the moment it is seen finished (before anything
+    else is done with the answer), so the next submission leaves at once. A job still running
+    at its deadline stays `submitted` in the ledger, so the next run polls it again instead of
+    paying for it twice.
 
-    The poll is timed by what tasks take: once a few have finished, the next poll is due when
-    the oldest pending task reaches the typical duration (but at least every
-    `poll_interval_s`), so a finished task is noticed within a fraction of a second without
-    polling a slow API many times a second.
+    Polls are timed by what tasks take. Each task is asked about when it is due: its
+    submission plus the typical duration (learned from the tasks of this run seen ending,
+    each counted at the middle of the span between the last poll that saw it running and the
+    one that saw it end, so a late poll does not make the next one later still), then again
+    at a twentieth of its age while it runs on. Before any task has ended, a task is asked
+    about at a quarter of its age. One batch request asks about every task due (and the
+    others that fit in it). Between two polls there are at least `poll_min_interval_s` (more
+    for long tasks, and no less than the last poll took to answer: a slow API is not asked
+    faster than it answers), and at most `poll_interval_s`.
     """
 
     def __init__(
@@ -308,22 +316,39 @@ class Poller:
         self.last_error: str | None = None
         self.typical_s: float | None = None  # moving average of task durations seen
         self._since: dict[str, float] = {}  # when this poller started watching each task
+        self._start: dict[str, float] = {}  # when each task began, as far as its due time goes
+        self._seen: dict[str, float] = {}  # when each task was last seen not ended
+        self._fresh: set[str] = set()  # submitted by this run: its duration is learned from
+        self._last_poll: tuple[float, float] | None = None  # (sent, answered)
         self._halted = False
 
-    def add(self, jobs: list[Job]) -> None:
+    def add(self, jobs: list[Job], *, resumed: bool = False) -> None:
+        """Watch the submitted ones among `jobs`; `resumed`: submitted by an earlier run (they
+        may have ended long ago: asked about at once, and their durations teach nothing)."""
         now = self.clock()
         for job in jobs:
-            if job.lead.status is RowStatus.SUBMITTED and job.lead.task_id:
-                self.pending[job.lead.task_id] = job
-                # A task resumed from an earlier run gets a full poll_timeout from now.
-                self._since[job.lead.task_id] = max(job.lead.submitted_at or now, now)
+            state = job.lead
+            if state.status is not RowStatus.SUBMITTED or not state.task_id:
+                continue
+            task_id, submitted = state.task_id, state.submitted_at
+            self.pending[task_id] = job
+            # A task resumed from an earlier run gets a full poll_timeout from now.
+            self._since[task_id] = max(submitted or now, now)
+            if resumed or submitted is None or submitted > now:
+                self._start[task_id] = min(submitted or now, now)
+                self._seen[task_id] = -math.inf
+            else:
+                self._start[task_id] = self._seen[task_id] = submitted
+                self._fresh.add(task_id)
 
     async def round(self) -> None:
-        """One batch query for every pending task; settle what it says."""
+        """One batch query for the tasks due (filled up with the next ones due); settle what
+        it says."""
         if self._halted or not self.pending:
             return
+        sent = self.clock()
         try:
-            views = await self.client.results(list(self.pending))
+            views = await self.client.results(self._to_ask(sent))
             self.last_error = None
         except Unauthorized as exc:
             self.throttle.halt(token_refused(exc))
@@ -339,6 +364,8 @@ class Poller:
             self.last_error = str(exc)
             log.warning("polling %d tasks failed: %s", len(self.pending), exc)
         now = self.clock()
+        self._last_poll = (sent, now)
+        ended: list[tuple[Job, TaskView]] = []
         for view in views:
             job = self.pending.get(view.task_id)
             if job is None:
@@ -346,10 +373,15 @@ class Poller:
             if view.verdict is Verdict.QUERY_ERROR:
                 self.last_error = f"the API answered code {view.code} for it: {view.reason}"
             if not self.unknown.settle(job, view, now) and not view.terminal:
+                self._seen[view.task_id] = sent  # not ended when asked: asked again later
                 continue
             del self.pending[view.task_id]
-            self._learn(job, now)
-            self.throttle.window.release(job.key)
+            self.throttle.window.release(job.key)  # the next submission leaves now
+            if view.terminal:
+                self._learn(view.task_id, now)
+            self._forget(view.task_id)
+            ended.append((job, view))
+        for job, view in ended:
             if view.verdict is Verdict.DONE:
                 job.lead.sub_task_id = view.sub_task_id or job.lead.sub_task_id
                 job.lead.svg_url = view.svg_url
@@ -362,6 +394,15 @@ class Poller:
                 self._final(job)
         self._expire(now)
 
+    def _to_ask(self, now: float) -> list[str]:
+        """The tasks due (by the next poll's earliest time), then the soonest due, to a whole
+        number of batch requests."""
+        floor, ceiling = self._bounds()
+        by_due = sorted(self.pending, key=lambda t: self._check_at(t, floor, ceiling))
+        due = sum(self._check_at(t, floor, ceiling) <= now + floor for t in by_due)
+        batches = max(1, math.ceil(due / MAX_BATCH_IDS))
+        return by_due[: batches * MAX_BATCH_IDS]
+
     def _expire(self, now: float) -> None:
         for task_id, job in list(self.pending.items()):
             if now < self._since[task_id] + self.settings.poll_timeout_s:
@@ -373,32 +414,57 @@ class Poller:
                 reason += f" ({note})"
             job.lead.finish(RowStatus.TIMED_OUT, now, reason + _RESUME_HINT)
             del self.pending[task_id]
+            self._forget(task_id)
             self.throttle.window.release(job.key, finished=False)
             self._final(job)
 
     def next_wait(self) -> float:
-        """Seconds until the next poll is worth making: when the next pending task reaches the
-        typical duration, or, for tasks already past it, a twentieth of that duration later; never
-        longer than `poll_interval_s` nor shorter than `poll_min_interval_s`."""
-        base, floor = self.settings.poll_interval_s, self.settings.poll_min_interval_s
-        if self.typical_s is None or not self.pending:
-            return base
+        """Seconds until the next poll is worth making: when the first pending task is due, but
+        no sooner than the floor after the last poll and no later than `poll_interval_s`."""
+        floor, ceiling = self._bounds()
+        if not self.pending:
+            return ceiling
         now = self.clock()
-        overdue_step = max(floor, 0.05 * self.typical_s)
-        due = min(
-            (self._since[t] + self.typical_s - now)
-            if self._since[t] + self.typical_s > now
-            else overdue_step
-            for t in self.pending
-        )
-        return min(base, max(floor, due))
+        due = min(self._check_at(t, floor, ceiling) for t in self.pending)
+        if self._last_poll is not None:
+            answered = self._last_poll[1]
+            due = min(max(due, answered + floor), answered + ceiling)
+        return max(0.0, min(due - now, ceiling))
 
-    def _learn(self, job: Job, now: float) -> None:
-        started = job.lead.submitted_at
-        if started is None or started < self._since.get(job.lead.task_id or "", started):
+    def _bounds(self) -> tuple[float, float]:
+        """(floor, ceiling) between two polls: the floor grows with what tasks take and with
+        how long the API takes to answer a poll, up to the ceiling."""
+        ceiling = self.settings.poll_interval_s
+        floor = self.settings.poll_min_interval_s
+        if self.typical_s is not None:
+            floor = max(floor, _FLOOR_SHARE * self.typical_s)
+        if self._last_poll is not None:
+            floor = max(floor, self._last_poll[1] - self._last_poll[0])
+        return min(floor, ceiling), ceiling
+
+    def _check_at(self, task_id: str, floor: float, ceiling: float) -> float:
+        """When the task is next worth asking about."""
+        start, seen = self._start[task_id], self._seen[task_id]
+        if self.typical_s is not None and seen < start + self.typical_s:
+            return start + self.typical_s  # not asked about since it became due
+        if seen == -math.inf:
+            return seen  # resumed: at once
+        share = _OVERDUE_SHARE if self.typical_s is not None else _UNKNOWN_SHARE
+        return seen + min(ceiling, max(floor, share * (seen - start)))
+
+    def _learn(self, task_id: str, now: float) -> None:
+        if task_id not in self._fresh:
             return  # resumed from an earlier run: its duration says nothing about now
-        took = max(0.0, now - started)
+        start = self._start[task_id]
+        # It ended after it was last seen running and before this answer: the middle of that
+        # span, not the moment a poll happened to notice it.
+        took = (max(self._seen[task_id], start) + now) / 2 - start
         self.typical_s = took if self.typical_s is None else 0.8 * self.typical_s + 0.2 * took
+
+    def _forget(self, task_id: str) -> None:
+        for known in (self._start, self._seen):
+            known.pop(task_id, None)
+        self._fresh.discard(task_id)
 
     async def _download(self, job: Job) -> None:
         await _download(self.client, job, self.outputs, self.ledger, self.settings, self.clock)
@@ -414,6 +480,14 @@ class Poller:
         """Wait for the downloads still running."""
         while self.downloads:
             await asyncio.gather(*list(self.downloads))
+
+
+# How polls follow what tasks take (Poller): a task past its due time is asked about again
+# after this share of its age, or, before any task has ended, after a larger share; polls are
+# at least this share of the typical duration apart.
+_OVERDUE_SHARE = 0.05
+_UNKNOWN_SHARE = 0.25
+_FLOOR_SHARE = 0.02
 
 
 _RESUME_HINT = "; the task is kept in the ledger and the next run polls it again, unpaid"
