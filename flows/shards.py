@@ -56,7 +56,7 @@ from tasks.manifest import stage_manifest
 # shard counts as dead: `Running`, it takes the lock within seconds; `Pending` (a worker took it
 # and is starting its process), a slow start on a busy machine is given longer.
 WATCH_EVERY_S = 1.0
-DEAD_AFTER_S = {"RUNNING": 30.0, "PENDING": 120.0}
+DEAD_AFTER_S = {"RUNNING": 30.0, "PENDING": 120.0, "CANCELLING": 30.0}
 
 
 def shard_run_name() -> str:
@@ -249,9 +249,14 @@ def _wait_for(
                 if grace is None or _lock_held(book, out, k, shards):
                     free_since.pop(k, None)
                 elif time.monotonic() - free_since.setdefault(k, time.monotonic()) > grace:
+                    cancelled = state.type.value == "CANCELLING"  # never started, or gone
                     client.set_flow_run_state(
                         child_id,
-                        Crashed(message="its process stopped: the shard's ledger lock came free"),
+                        Cancelled(message="cancelled: no process of it is left")
+                        if cancelled
+                        else Crashed(
+                            message="its process stopped: the shard's ledger lock came free"
+                        ),
                         force=True,
                     )
             progress.report(shards - len(pending), shards, {"shards running": len(pending)})
@@ -291,8 +296,8 @@ def _cancel(client: Any, flow_run_ids: list[Any]) -> None:
     for flow_run_id in flow_run_ids:
         try:
             run = client.read_flow_run(flow_run_id)
-            started = run.state is not None and run.state.type.value in ("RUNNING", "PENDING")
-            state = Cancelling() if started else Cancelled()
+            waiting = run.state is None or run.state.type.value in ("SCHEDULED", "PAUSED")
+            state = Cancelled() if waiting else Cancelling()  # a worker kills what it started
             client.set_flow_run_state(flow_run_id, state, force=True)
         except Exception as exc:  # a shard left running still ends on its own
             get_run_logger().warning("could not cancel shard run %s: %s", flow_run_id, exc)

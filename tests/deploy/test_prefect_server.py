@@ -219,7 +219,7 @@ def test_prefect_yaml_declares_the_deployments() -> None:
     receiver = deployments.pop("img2svg-receive")
     assert receiver["entrypoint"] == "flows/receive.py:receive"
     assert receiver["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
-    assert receiver["schedules"] == [{"interval": 300, "active": True}]
+    assert receiver["schedules"] == [{"interval": 300, "active": False}]  # on when reachable
     shard = deployments.pop("img2svg-shard")
     assert shard["entrypoint"] == "flows/shards.py:convert_shard"
     assert shard["work_pool"]["name"] == POOL
