@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -18,6 +19,7 @@ from flows.run import PreparedRun, in_ui, run_id
 from img2svg.convert import progress
 from img2svg.convert.backend import default_rate_limit, open_backend
 from img2svg.convert.chunks import close_chunk, close_unsent
+from img2svg.fsutil import NoSpaceLeft, is_disk_full
 from img2svg.run.settings import Endpoint, RunSettings
 from img2svg.stores.workspace import Staged, Workspace
 from tasks.convert import poll_chunk, submit_chunk
@@ -101,11 +103,24 @@ def _submit_and_poll(
             chunk: poll_chunk.submit(workspace, chunk, endpoint, settings, run.out, key, ledger)
             for chunk in busy
         }
-        _follow(submits, polls, workspace, settings, key, f"{run.artifacts}-progress")
+        try:
+            _follow(submits, polls, workspace, settings, key, f"{run.artifacts}-progress")
+        except BaseException as exc:
+            # The run is stopping: nothing more is sent, and pollers leave what is still
+            # running in the ledger. The POSTs already on the wire get their answers recorded
+            # first: a task must not be left unknown because the run ended under it.
+            throttle_for(key, settings).abandon(f"the run stopped: {exc}")
+            wait([*submits.values(), *polls.values()], timeout=STOP_GRACE_S)
+            if is_disk_full(exc) and not isinstance(exc, NoSpaceLeft):
+                raise NoSpaceLeft(str(Path(workspace).parent)) from None
+            raise
         if scores is not None:
             wait([scores])  # scoring that failed costs rows their scores, not their results
     finally:
         forget(key)
+
+
+STOP_GRACE_S = 120.0  # how long a stopping run waits for its chunks' tasks to wind down
 
 
 def _paced(run: PreparedRun, endpoint: Endpoint) -> RunSettings:

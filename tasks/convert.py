@@ -13,19 +13,33 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from img2svg.convert.chunks import poll_open_jobs, submit_new_jobs
+from img2svg.fsutil import NoSpaceLeft
 from img2svg.run.settings import Endpoint, RunSettings
+from img2svg.stores.ledger import LedgerUnavailable
 from img2svg.stores.opened import workspace_and_ledger
 from img2svg.stores.outputs import OutputStore
 from tasks.limits import throttle_for
+
+
+def worth_retrying(task: object, task_run: object, state: State) -> bool:
+    """A full disk, or a ledger gone past its bound, fails every retry alike: the run stops.
+    (Told by the failure's message, which names the exception: reading the result of an async
+    task's state here would need an event loop.)"""
+    return not any(f"{stop.__name__}" in (state.message or "") for stop in STOPS)
+
+
+STOPS = (NoSpaceLeft, LedgerUnavailable)
 
 
 @task(
     name="submit-chunk",
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_condition_fn=worth_retrying,
     cache_policy=NO_CACHE,
 )
 async def submit_chunk(
@@ -48,6 +62,7 @@ async def submit_chunk(
     name="poll-chunk",
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_condition_fn=worth_retrying,
     cache_policy=NO_CACHE,
 )
 async def poll_chunk(

@@ -15,6 +15,7 @@ from img2svg.run.settings import RunSettings
 
 _lock = threading.Lock()
 _throttles: dict[str, Throttle] = {}
+_abandoned: set[str] = set()  # runs that stopped early: a run id each, for the process's life
 
 
 def shared_limit_exists(name: str) -> bool:
@@ -30,6 +31,10 @@ def shared_limit_exists(name: str) -> bool:
 def throttle_for(run_id: str, settings: RunSettings) -> Throttle:
     """The run's one throttle (rate, requests and tasks in flight), made on first use."""
     with _lock:
+        if run_id in _abandoned:
+            stopped = Throttle()
+            stopped.abandon("the run stopped")
+            return stopped
         if run_id not in _throttles:
             gate = None
             shared_limit = settings.shared_limit
@@ -48,5 +53,9 @@ def throttle_for(run_id: str, settings: RunSettings) -> Throttle:
 
 
 def forget(run_id: str) -> None:
+    """The run's steps are over: its throttle goes. A task of it still retrying (or started
+    late) then gets an abandoned throttle, so it ends instead of working for a run that did."""
     with _lock:
-        _throttles.pop(run_id, None)
+        ended = _throttles.pop(run_id, None)
+        if ended is not None and ended.abandoned:
+            _abandoned.add(run_id)

@@ -18,11 +18,12 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["NoSpaceLeft", "atomic_path", "atomic_write", "is_disk_full"]
+__all__ = ["NoSpaceLeft", "atomic_path", "atomic_write", "ensure_room", "is_disk_full"]
 
 StrPath = str | os.PathLike[str]
 
@@ -42,6 +43,21 @@ class NoSpaceLeft(OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+LOW_SPACE_BYTES = 16 << 20  # below this much room (or a quarter of a small disk), stop sending
+
+
+def ensure_room(folder: str) -> None:
+    """NoSpaceLeft when `folder`'s disk has too little room for the work already in flight to
+    be recorded (its answers, SVGs and ledger entries): checked before each new submission, so
+    a filling disk stops the run's spending before it stops its records."""
+    try:
+        usage = shutil.disk_usage(folder)
+    except OSError:
+        return  # not there yet: its writer will say what is wrong
+    if usage.free < min(LOW_SPACE_BYTES, usage.total // 4):
+        raise NoSpaceLeft(folder)
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -199,7 +199,9 @@ def test_a_worker_killed_mid_run_then_the_same_command_completes_unbilled_twice(
     second = cluster.convert(manifest, out, *args)
     assert second.returncode == 0, second.stdout + second.stderr
     results = _results(out)
-    assert results["status"].value_counts().to_dict() == {"succeeded": 150}
+    assert results["status"].value_counts().to_dict() == {"succeeded": 150}, (
+        results.loc[results["status"] != "succeeded", "error"].value_counts().head(3).to_dict()
+    )
     billed = _tasks_by_image([api.data_dir / "tasks.sqlite3"])
     assert len(billed) == 120
     assert max(billed.values()) == 1, f"{killed_at} tasks when killed"

@@ -150,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
     with temporary_api_if_needed() as api:  # boots while the pipeline is imported
         from flows.convert import convert
 
+        if not args.verbose:
+            _run_failures_stay_in_the_ui()
+
         with api.settings() if api is not None else nullcontext():
             if args.dry_run:
                 with console.status("planning (nothing will be submitted)"):
@@ -174,6 +177,25 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print_summary(out, summary, state)
     return 0 if state.is_completed() else 1
+
+
+def _run_failures_stay_in_the_ui() -> None:
+    """Prefect reports a failed task or flow run with its traceback. That report still goes to
+    the run's logs in the UI; the console gets the run's own words instead: each row's reason,
+    and one message when the run stops (`--verbose` shows Prefect's too)."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    runs = ("prefect.task_runs", "prefect.flow_runs")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR or not record.name.startswith(runs)
+
+    for name in ("", "prefect", *runs):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.addFilter(keep)
 
 
 def _ledger_parameter(ledger: str | None) -> str | None:

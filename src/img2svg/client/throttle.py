@@ -52,6 +52,7 @@ class Throttle:
         self._in_flight = 0
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self._halt_reason: str | None = None
+        self._abandoned = False
         self._gate = gate
         self.window = TaskWindow(max_in_flight, learn=learn_window)
 
@@ -64,6 +65,16 @@ class Throttle:
     def halted(self) -> str | None:
         """Why submissions were halted, or None while they may go on."""
         return self._halt_reason
+
+    def abandon(self, reason: str) -> None:
+        """The run is stopping (it failed, or cannot record anything): no more submissions,
+        and pollers leave their tasks open (the ledger still has them) instead of waiting."""
+        self.halt(reason)
+        self._abandoned = True
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned
 
     async def wait_for_submission_slot(self) -> None:
         """Space submissions evenly at `per_minute`, and honour any pause from a 429."""

@@ -12,11 +12,14 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from img2svg.client import Throttle
 from img2svg.convert.callbacks import CallbackWait
 from img2svg.convert.jobs import Poller, make_client, submit_jobs
+from img2svg.fsutil import NoSpaceLeft, is_disk_full
 from img2svg.run.jobs import Job, JobRecord, changes
 from img2svg.run.rows import RowState, RowStatus, join_flags, split_flags
 from img2svg.run.settings import Endpoint, RunSettings
@@ -44,7 +47,8 @@ async def submit_new_jobs(
     jobs = [job_of(row, settings.mode) for row in workspace.jobs(chunk, "pending", action="submit")]
 
     def done(job: Job) -> None:
-        workspace.save_outcomes([(job.key, outcome(job))])
+        with full_disk_stops(workspace, throttle):
+            workspace.save_outcomes([(job.key, outcome(job))])
 
     await submit_jobs(
         jobs,
@@ -56,7 +60,8 @@ async def submit_new_jobs(
     )
     # Only now: a failed attempt is retried, and its poller must wait for what the retry sends
     # (a submit task that fails for good is closed by the flow: `close_unsent`).
-    workspace.mark_submitted(chunk)
+    with full_disk_stops(workspace, throttle):
+        workspace.mark_submitted(chunk)
     return sum(job.lead.status is RowStatus.SUBMITTED for job in jobs)
 
 
@@ -81,7 +86,10 @@ async def poll_open_jobs(
     async with make_client(endpoint, settings, throttle) as client:
         poller = Poller(client, endpoint, settings, throttle, outputs, ledger, on_final=final)
         settled, looked = False, -math.inf  # settled: all sent and picked up, none waiting
-        while True:
+        while not throttle.abandoned:  # else the run stops: its open tasks stay in the ledger
+            if poller.stopped is not None:  # nothing can be recorded: see full_disk_stops
+                with full_disk_stops(workspace, throttle):
+                    raise poller.stopped
             if not settled and time.monotonic() >= looked + _pick_up_s(poller, settings):
                 looked = time.monotonic()
                 all_sent = workspace.submit_done(chunk)  # read before the jobs: none missed
@@ -93,7 +101,9 @@ async def poll_open_jobs(
                 resumed = [job_of(row, settings.mode) for row in fresh if row.action == "poll"]
                 poller.add(resumed, resumed=True)  # submitted by an earlier run
                 if waiting:
-                    workspace.save_outcomes(await asyncio.to_thread(callbacks.check, waiting))
+                    moved = await asyncio.to_thread(callbacks.check, waiting)
+                    with full_disk_stops(workspace, throttle):
+                        workspace.save_outcomes(moved)
                 settled = all_sent and not waiting
             if poller.pending and poller.next_wait() <= _EARLY_S:  # when tasks are due
                 await poller.round()
@@ -105,6 +115,20 @@ async def poll_open_jobs(
                 wake = min(wake, max(0.0, looked + _pick_up_s(poller, settings) - time.monotonic()))
             await asyncio.sleep(wake)
         await poller.finish()
+
+
+@contextmanager
+def full_disk_stops(workspace: Workspace, throttle: Throttle) -> Iterator[None]:
+    """A workspace that cannot be written (its disk is full) stops the run: nothing more is
+    submitted, pollers stop, and the error says where (`NoSpaceLeft`)."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        stop = NoSpaceLeft(str(workspace.path.parent))
+        throttle.abandon(str(stop))
+        raise stop from None
 
 
 def _pick_up_s(poller: Poller, settings: RunSettings) -> float:

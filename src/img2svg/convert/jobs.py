@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -27,12 +28,13 @@ from img2svg.client import (
     Verdict,
 )
 from img2svg.client.client import MAX_BATCH_IDS
+from img2svg.fsutil import NoSpaceLeft, ensure_room, is_disk_full
 from img2svg.run.jobs import Job
 from img2svg.run.notify import callback_url, new_token, token_hash
 from img2svg.run.rows import RowFlag, RowStatus, join_flags
 from img2svg.run.settings import Endpoint, RunSettings
 from img2svg.stage.images import ImageUnavailable, InvalidImageRef, prepare
-from img2svg.stores.ledger import Ledger, State, Submission
+from img2svg.stores.ledger import Ledger, LedgerUnavailable, State, Submission, is_postgres
 from img2svg.stores.outputs import OutputStore
 from img2svg.svg import sanitize_svg
 from img2svg.svg.check import InvalidSvg, check_svg
@@ -84,11 +86,17 @@ async def submit_jobs(
                 try:
                     await _submit_one(job)
                 except Exception as exc:  # a bug or a broken disk must not cost the batch
-                    log.exception("submitting %s failed", job.lead.row_id)
                     # Whatever the ledger holds stands: a claimed key is never sent twice.
-                    job.lead.finish(
-                        RowStatus.ERROR, clock(), f"submission failed unexpectedly: {exc!r}"
-                    )
+                    stop = stops_the_run(exc, ledger)
+                    if stop is None:
+                        log.exception("submitting %s failed", job.lead.row_id)
+                        reason = f"submission failed unexpectedly: {exc!r}"
+                    else:
+                        if not throttle.halted:
+                            log.error("%s", stop)
+                        throttle.halt(stop)
+                        reason = f"not submitted: {stop}"
+                    job.lead.finish(RowStatus.ERROR, clock(), reason)
                 if job.lead.status is not RowStatus.SUBMITTED or job.lead.task_id is None:
                     # Not in flight, or maybe (an answer lost): a real one ends in seconds, a
                     # 429 says so if not, and a slot held for a callback would idle.
@@ -135,9 +143,26 @@ async def submit_jobs(
                 )
                 return
             sub_task_id = submitted.sub_task_ids[0] if submitted.sub_task_ids else None
-            await asyncio.to_thread(
-                ledger.submitted, job.key, submitted.task_id, sub_task_id, submitted.attempts
-            )
+            try:
+                await asyncio.to_thread(
+                    ledger.submitted, job.key, submitted.task_id, sub_task_id, submitted.attempts
+                )
+            except Exception as exc:  # created, and not recorded: never guessed
+                stop = stops_the_run(exc, ledger)
+                if stop is None:
+                    raise
+                state.task_id = submitted.task_id
+                state.finish(
+                    RowStatus.UNCONFIRMED,
+                    clock(),
+                    f"task {submitted.task_id} was created, but the ledger could not record it "
+                    f"({stop}); the next run does not send it again: check the account's task "
+                    "list, then use --resubmit-unconfirmed if it is not there",
+                )
+                if not throttle.halted:
+                    log.error("%s", stop)
+                throttle.halt(stop)
+                return
             state.attempts = submitted.attempts
             state.status = RowStatus.SUBMITTED
             state.task_id = submitted.task_id
@@ -172,6 +197,8 @@ class _Claim:
     async def __call__(self) -> None:
         if self.sent:
             return
+        if not is_postgres(self.ledger.location):  # its disk holds the run's records
+            ensure_room(disk_of(self.ledger))
         taken = await asyncio.to_thread(
             self.ledger.claim,
             self.job.key,
@@ -263,6 +290,21 @@ async def _record_submit_error(
             state.finish(RowStatus.UNCONFIRMED, now, reason)
 
 
+def stops_the_run(exc: BaseException, ledger: Ledger, where: str | None = None) -> str | None:
+    """The message, when `exc` is one every later row would meet too (a full disk, the ledger
+    gone past its bound): the run stops submitting on it. None: this row's own failure."""
+    if isinstance(exc, NoSpaceLeft | LedgerUnavailable):
+        return str(exc)
+    if is_disk_full(exc):
+        return str(NoSpaceLeft(where or disk_of(ledger)))
+    return None
+
+
+def disk_of(ledger: Ledger) -> str:
+    """Where a run's own files live (its workspace and a SQLite ledger): the ledger's folder."""
+    return os.path.dirname(str(ledger.location)) or "."
+
+
 def token_refused(exc: Exception) -> str:
     """What a run and its rows say when the API refuses the token: said once, whole."""
     return (
@@ -321,6 +363,8 @@ class Poller:
         self._fresh: set[str] = set()  # submitted by this run: its duration is learned from
         self._last_poll: tuple[float, float] | None = None  # (sent, answered)
         self._halted = False
+        self.stopped: BaseException | None = None  # the workspace cannot be written any more
+        self.no_space: NoSpaceLeft | None = None  # SVGs cannot be written: none is downloaded
 
     def add(self, jobs: list[Job], *, resumed: bool = False) -> None:
         """Watch the submitted ones among `jobs`; `resumed`: submitted by an earlier run (they
@@ -382,7 +426,11 @@ class Poller:
             self._forget(view.task_id)
             ended.append((job, view))
         for job, view in ended:
-            if view.verdict is Verdict.DONE:
+            if view.verdict is Verdict.DONE and self.no_space is not None:
+                # The disk is full: what room is left goes to the ledger's records.
+                job.lead.finish(RowStatus.ERROR, now, f"not downloaded: {self.no_space}")
+                self._final(job)
+            elif view.verdict is Verdict.DONE:
                 job.lead.sub_task_id = view.sub_task_id or job.lead.sub_task_id
                 job.lead.svg_url = view.svg_url
                 job.lead.finished_at = now  # still `submitted` until the SVG is written
@@ -467,14 +515,30 @@ class Poller:
         self._fresh.discard(task_id)
 
     async def _download(self, job: Job) -> None:
-        await _download(self.client, job, self.outputs, self.ledger, self.settings, self.clock)
+        try:
+            await _download(self.client, job, self.outputs, self.ledger, self.settings, self.clock)
+        except (NoSpaceLeft, LedgerUnavailable) as exc:  # the row says so; said once here
+            self._stop(str(exc))
+            if isinstance(exc, NoSpaceLeft):
+                self.no_space = exc
         self._final(job)
 
     def _final(self, job: Job) -> None:
         try:
             self.on_final(job)
-        except Exception:  # the ledger holds the truth; a workspace write must not stop polls
-            log.exception("recording the outcome of %s failed", job.lead.row_id)
+        except Exception as exc:  # the ledger holds the truth: a workspace write may fail
+            stop = stops_the_run(exc, self.ledger)
+            if stop is None:
+                log.exception("recording the outcome of %s failed", job.lead.row_id)
+            else:
+                self._stop(stop)
+                self.stopped = self.stopped or exc  # nothing more can be recorded: stop polling
+
+    def _stop(self, reason: str) -> None:
+        """Something every later row would meet too: no more submissions, said once."""
+        if not self.throttle.halted:
+            log.error("%s", reason)
+        self.throttle.halt(reason)
 
     async def finish(self) -> None:
         """Wait for the downloads still running."""
@@ -624,5 +688,12 @@ async def _download(
             f"{_RESUME_HINT}; --force converts the image anew",
         )
     except Exception as exc:  # a full disk, a broken fsspec backend, a ledger error
-        log.exception("saving the SVG of %s failed", state.row_id)
-        state.finish(RowStatus.ERROR, clock(), f"cannot save the SVG: {exc!r}")
+        stop = stops_the_run(exc, ledger, outputs.out)
+        if stop is None:
+            log.exception("saving the SVG of %s failed", state.row_id)
+            state.finish(RowStatus.ERROR, clock(), f"cannot save the SVG: {exc!r}")
+            return
+        state.finish(RowStatus.ERROR, clock(), f"the SVG was not saved: {stop}{_RESUME_HINT}")
+        if is_disk_full(exc):
+            raise NoSpaceLeft(outputs.out) from None
+        raise

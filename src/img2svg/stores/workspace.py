@@ -80,6 +80,9 @@ class Staged:
     chunks: int
 
 
+WAL_PAGES = 32  # pages of write-ahead log between checkpoints (SQLite's default: 1000)
+
+
 class Workspace:
     """Thread-safe; several tasks (threads or processes) may open the same file."""
 
@@ -94,6 +97,10 @@ class Workspace:
         self.db.create_function("shard_of", 2, shard_of, deterministic=True)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=OFF")  # scratch: the ledger is the durable record
+        # A short write-ahead log: a full disk is met by the run's room check, not by a log
+        # grown to SQLite's default 4 MB between checkpoints.
+        self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_PAGES * 4096}")
         self.db.executescript(_SCHEMA)
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(jobs)")}
         if "flags" not in columns:  # a workspace left behind by an earlier version

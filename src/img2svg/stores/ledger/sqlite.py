@@ -1,13 +1,21 @@
 """The ledger in one SQLite file: WAL, so several threads and processes may open it at once.
 
 Writers take the database's write lock up front (BEGIN IMMEDIATE), so a claim's read and write
-see no other writer in between. The schema version is `PRAGMA user_version`; a file of any
-earlier version is migrated in place on open, inside that write lock, so two processes opening
-an old file at once do not both alter it.
+see no other writer in between. A reserve file of 1 MiB sits beside the ledger: when its disk
+fills up (the SVGs and the run's workspace usually share it), the reserve is given up, so the
+ledger can still record the tasks already paid for while the run stops.
+
+The schema version is `PRAGMA user_version`; a file of any earlier version is migrated in place
+on open, inside that write lock, so two processes opening an old file at once do not both
+alter it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -91,6 +99,38 @@ _ADDED = {
 }
 
 _CHUNK = 500  # values per IN (...): well under SQLite's parameter limit
+RESERVE_SUFFIX = ".reserve"
+WAL_PAGES = 32
+_RESERVE_BYTES = 1 << 20
+_RESERVE_SLICE = 32 << 10
+
+log = logging.getLogger("img2svg.ledger")
+
+
+def _release(reserve: Path) -> bool:
+    """Give a slice of the reserve back to the disk; False when none is left."""
+    try:
+        size = reserve.stat().st_size
+        if size == 0:
+            reserve.unlink()
+            return False
+        os.truncate(reserve, max(0, size - _RESERVE_SLICE))
+    except OSError:
+        return False
+    return True
+
+
+def _keep_reserve(path: Path) -> None:
+    """Make the reserve if it is missing: 1 MiB, or an eighth of the room left when that is
+    less (a nearly full disk keeps most of its room for the run)."""
+    if path.exists():
+        return
+    try:
+        free = shutil.disk_usage(path.parent).free
+        with path.open("wb") as handle:
+            handle.write(b"\0" * min(_RESERVE_BYTES, free // 8))  # written: not sparse
+    except OSError:
+        path.unlink(missing_ok=True)
 
 
 class SqliteDialect(Dialect):
@@ -105,8 +145,12 @@ class SqliteDialect(Dialect):
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")  # as the workspace's
+            self._db.execute(f"PRAGMA journal_size_limit={WAL_PAGES * 4096}")
         except (OSError, sqlite3.OperationalError) as exc:
             raise LedgerUnavailable(f"cannot open the ledger {path}: {exc}") from exc
+        self._reserve = path.with_name(path.name + RESERVE_SUFFIX)
+        _keep_reserve(self._reserve)
         self._migrate()
 
     def _version(self) -> int:
@@ -148,12 +192,24 @@ class SqliteDialect(Dialect):
         self._db.executemany(sql, rows)
 
     def write(self, work: Callable[[], T]) -> T:
+        while True:
+            try:
+                return self._write(work)
+            except sqlite3.OperationalError as exc:
+                # Room for what is already paid for, a slice at a time: other writers on the
+                # disk may take some of it first.
+                if exc.sqlite_errorcode != sqlite3.SQLITE_FULL or not _release(self._reserve):
+                    raise
+                log.warning("the disk of the ledger %s is full: using its reserve", self.path)
+
+    def _write(self, work: Callable[[], T]) -> T:
         with self._guard:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = work()
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # a full disk may have ended it
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
             return result
