@@ -1,0 +1,53 @@
+"""The Prefect API goes away mid-run (its server SIGKILLed) and comes back 45 s later, on the
+same port and database: the run goes on converting, pays for nothing twice, and ends well."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from tests.helpers import logo_png, metric
+from tests.stack import REPO, kill_machine, running_prefect
+
+OUTAGE_S = 45
+
+
+def test_a_run_outlives_a_prefect_api_outage(tmp_path: Path, start_service) -> None:
+    service = start_service("--no-idempotency", "--latency", "0.2")
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(150):
+        (images / f"{i}.png").write_bytes(logo_png(48, seed=i))
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"image_url": [f"imgs/{i}.png" for i in range(150)]}).to_csv(manifest, index=False)
+    out = tmp_path / "out"
+    with (
+        running_prefect(tmp_path / "prefect") as prefect,
+        httpx.Client(base_url=service.url) as api,
+    ):
+        run = subprocess.Popen(
+            [sys.executable, "-m", "img2svg.cli", "convert", str(manifest), "--out", str(out),
+             "--api-url", service.url, "--rate-limit", "0", "--max-in-flight", "4", "--no-score"],
+            cwd=REPO, env=prefect.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 240
+        while metric(api, "img2svg_tasks_created_total") < 40:
+            assert run.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        kill_machine(prefect.processes[0][1])  # the server, and what it started
+        time.sleep(OUTAGE_S)
+        prefect.spawn("server-again", "server", "start", "--host", "127.0.0.1", "--port",
+                      str(prefect.port))  # fmt: skip
+        prefect.processes.insert(0, prefect.processes.pop())  # wait_healthy watches the new one
+        prefect.wait_healthy()
+        output, _ = run.communicate(timeout=600)
+        assert run.returncode == 0, output
+        assert "Traceback" not in output
+        results = pd.read_parquet(out / "results.parquet")
+        assert results["status"].value_counts().to_dict() == {"succeeded": 150}
+        assert metric(api, "img2svg_tasks_created_total") == 150  # none paid twice
