@@ -237,16 +237,21 @@ def column_batches(source: ManifestSource, columns: list[str]) -> Iterator[pa.Re
         if source.parquet:
             yield from pq.ParquetFile(handle).iter_batches(batch_size=65_536, columns=columns)
             return
+        # One thread: the reader reads the Python file object that closes when this ends, and
+        # a read-ahead thread still at it then has been seen to abort the process.
         reader = pa_csv.open_csv(
             handle,
-            read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK),
+            read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK, use_threads=False),
             convert_options=pa_csv.ConvertOptions(
                 column_types={c: pa.string() for c in columns},
                 include_columns=columns,
                 strings_can_be_null=False,
             ),
         )
-        yield from reader
+        try:
+            yield from reader
+        finally:
+            reader.close()
 
 
 class _reading:
