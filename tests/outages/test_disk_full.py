@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from img2svg.svg.check import check_svg
-from tests.helpers import logo_png, metric
+from tests.helpers import metric
+from tests.outages.catalog import catalog
 
 
 @pytest.fixture
@@ -33,16 +34,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield disk
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
-def _manifest(tmp_path: Path, n: int) -> Path:
-    images = tmp_path / "imgs"
-    images.mkdir()
-    for i in range(n):
-        (images / f"{i}.png").write_bytes(logo_png(96, seed=i))
-    manifest = tmp_path / "m.csv"
-    pd.DataFrame({"image_url": [f"imgs/{i}.png" for i in range(n)]}).to_csv(manifest, index=False)
-    return manifest
 
 
 def _convert(manifest: Path, out: Path, url: str) -> subprocess.CompletedProcess[str]:
@@ -69,7 +60,7 @@ def test_a_full_disk_stops_the_run_with_one_message_and_the_rerun_pays_nothing_t
     tmp_path: Path, small_disk: Path, start_service
 ) -> None:
     service = start_service("--no-idempotency", "--workers", "2")
-    manifest = _manifest(tmp_path, 200)
+    manifest = catalog(tmp_path, 200, size=96)
     out = small_disk / "out"
 
     first = _convert(manifest, out, service.url)
@@ -79,7 +70,7 @@ def test_a_full_disk_stops_the_run_with_one_message_and_the_rerun_pays_nothing_t
     written = _recorded_svgs_are_whole(out)
     with httpx.Client(base_url=service.url) as api:
         created = metric(api, "img2svg_tasks_created_total")
-    assert 0 < created < 200, "the disk must fill mid-run"
+    assert 0 < created <= 200 and written < 200, "the disk must fill mid-run"
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # freed
     second = _convert(manifest, out, service.url)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pandas as pd
 
-from tests.helpers import logo_png, metric
+from tests.helpers import metric
+from tests.outages.catalog import catalog, wait_for_tasks
 
 
 def test_a_run_reconnects_to_a_restarted_ledger_and_pays_nothing_twice(
@@ -22,12 +22,7 @@ def test_a_run_reconnects_to_a_restarted_ledger_and_pays_nothing_twice(
 ) -> None:
     service = start_service("--no-idempotency", "--latency", "0.2")
     ledger = postgres_server.create_database(f"outage_{os.getpid()}")
-    images = tmp_path / "imgs"
-    images.mkdir()
-    for i in range(150):
-        (images / f"{i}.png").write_bytes(logo_png(48, seed=i))
-    manifest = tmp_path / "m.csv"
-    pd.DataFrame({"image_url": [f"imgs/{i}.png" for i in range(150)]}).to_csv(manifest, index=False)
+    manifest = catalog(tmp_path, 150)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HIDREAM_"))}
     with httpx.Client(base_url=service.url) as api:
@@ -36,10 +31,7 @@ def test_a_run_reconnects_to_a_restarted_ledger_and_pays_nothing_twice(
              "--api-url", service.url, "--rate-limit", "0", "--no-score", "--ledger", ledger],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 240
-        while metric(api, "img2svg_tasks_created_total") < 40:
-            assert run.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_tasks(api, 40, run)
         postgres_server.restart()
         output, _ = run.communicate(timeout=600)
         assert run.returncode == 0, output

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from tests.helpers import logo_png, metric
+from tests.helpers import metric
+from tests.outages.catalog import catalog, wait_for_tasks
 from tests.stack import REPO, kill_machine, running_prefect
 
 OUTAGE_S = 45
@@ -19,12 +20,7 @@ OUTAGE_S = 45
 
 def test_a_run_outlives_a_prefect_api_outage(tmp_path: Path, start_service) -> None:
     service = start_service("--no-idempotency", "--latency", "0.2")
-    images = tmp_path / "imgs"
-    images.mkdir()
-    for i in range(150):
-        (images / f"{i}.png").write_bytes(logo_png(48, seed=i))
-    manifest = tmp_path / "m.csv"
-    pd.DataFrame({"image_url": [f"imgs/{i}.png" for i in range(150)]}).to_csv(manifest, index=False)
+    manifest = catalog(tmp_path, 150)
     out = tmp_path / "out"
     with (
         running_prefect(tmp_path / "prefect") as prefect,
@@ -35,10 +31,7 @@ def test_a_run_outlives_a_prefect_api_outage(tmp_path: Path, start_service) -> N
              "--api-url", service.url, "--rate-limit", "0", "--max-in-flight", "4", "--no-score"],
             cwd=REPO, env=prefect.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-        deadline = time.monotonic() + 240
-        while metric(api, "img2svg_tasks_created_total") < 40:
-            assert run.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_for_tasks(api, 40, run)
         kill_machine(prefect.processes[0][1])  # the server, and what it started
         time.sleep(OUTAGE_S)
         prefect.spawn("server-again", "server", "start", "--host", "127.0.0.1", "--port",
