@@ -53,10 +53,12 @@ from tasks.limits import shared_limit_exists
 from tasks.manifest import stage_manifest
 
 # How often the parent looks at its shards, and how long a shard's lock may be free before the
-# shard counts as dead: `Running`, it takes the lock within seconds; `Pending` (a worker took it
-# and is starting its process), a slow start on a busy machine is given longer.
+# shard counts as dead: `Running`, it takes the lock within seconds, but on a loaded machine its
+# start (imports, the manifest, a dead predecessor's lease) has been seen to take over 30 s;
+# `Pending` (a worker took it and is starting its process) is given longer; `Cancelling`, one
+# that never started has no process to stop.
 WATCH_EVERY_S = 1.0
-DEAD_AFTER_S = {"RUNNING": 30.0, "PENDING": 120.0, "CANCELLING": 30.0}
+DEAD_AFTER_S = {"RUNNING": 60.0, "PENDING": 120.0, "CANCELLING": 30.0}
 
 
 def shard_run_name() -> str:
