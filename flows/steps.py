@@ -19,7 +19,7 @@ from flows.run import PreparedRun, in_ui, run_id
 from img2svg.convert import progress
 from img2svg.convert.backend import default_rate_limit, open_backend
 from img2svg.convert.chunks import close_chunk, close_unsent
-from img2svg.fsutil import NoSpaceLeft, is_disk_full
+from img2svg.fsutil import no_space_as
 from img2svg.run.settings import Endpoint, RunSettings
 from img2svg.stores.workspace import Staged, Workspace
 from tasks.convert import poll_chunk, submit_chunk
@@ -111,9 +111,8 @@ def _submit_and_poll(
             # first: a task must not be left unknown because the run ended under it.
             throttle_for(key, settings).abandon(f"the run stopped: {exc}")
             wait([*submits.values(), *polls.values()], timeout=STOP_GRACE_S)
-            if is_disk_full(exc) and not isinstance(exc, NoSpaceLeft):
-                raise NoSpaceLeft(str(Path(workspace).parent)) from None
-            raise
+            with no_space_as(str(Path(workspace).parent)):
+                raise
         if scores is not None:
             wait([scores])  # scoring that failed costs rows their scores, not their results
     finally:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 
 from prefect import get_run_logger, task
@@ -19,7 +17,7 @@ from img2svg.finish.catalog import catalog_status
 from img2svg.finish.fanout import fan_out_chunk
 from img2svg.finish.report_page import write_report
 from img2svg.finish.summary import RunSummary, counts_table, markdown
-from img2svg.fsutil import NoSpaceLeft, is_disk_full
+from img2svg.fsutil import no_space_as
 from img2svg.stores.ledger import Ledger
 from img2svg.stores.opened import workspace_and_ledger
 from img2svg.stores.outputs import OutputStore
@@ -34,22 +32,11 @@ def write_results(
     outputs = OutputStore(out)
     with (
         workspace_and_ledger(workspace, ledger_location) as (work, ledger),
-        full_disk_is(outputs.out),
+        no_space_as(outputs.out),  # the tables cannot be written: one clear error
     ):
         _finish_rows(work, ledger, outputs, chunks)
         summary = _with_report(work, outputs, mode, title)
         return replace(summary, catalog=_catalog(work, ledger, outputs, summary))
-
-
-@contextmanager
-def full_disk_is(where: str) -> Iterator[None]:
-    """The tables cannot be written for lack of space: one clear error (`NoSpaceLeft`)."""
-    try:
-        yield
-    except Exception as exc:
-        if is_disk_full(exc) and not isinstance(exc, NoSpaceLeft):
-            raise NoSpaceLeft(where) from None
-        raise
 
 
 def _catalog(work: Workspace, ledger: Ledger, outputs: OutputStore, summary: RunSummary) -> str:

@@ -23,7 +23,14 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["NoSpaceLeft", "atomic_path", "atomic_write", "ensure_room", "is_disk_full"]
+__all__ = [
+    "NoSpaceLeft",
+    "atomic_path",
+    "atomic_write",
+    "ensure_room",
+    "is_disk_full",
+    "no_space_as",
+]
 
 StrPath = str | os.PathLike[str]
 
@@ -58,6 +65,18 @@ def ensure_room(folder: str) -> None:
         return  # not there yet: its writer will say what is wrong
     if usage.free < min(LOW_SPACE_BYTES, usage.total // 4):
         raise NoSpaceLeft(folder)
+
+
+@contextmanager
+def no_space_as(where: str) -> Iterator[None]:
+    """A write failing for lack of space in the block is raised as one `NoSpaceLeft(where)`,
+    whatever said so (an OSError, SQLite); every other error passes as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if is_disk_full(exc) and not isinstance(exc, NoSpaceLeft):
+            raise NoSpaceLeft(where) from None
+        raise
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -31,3 +31,14 @@ def wait_for_tasks(api: httpx.Client, tasks: int, run: subprocess.Popen[str]) ->
         assert run.poll() is None, run.communicate()[0]
         assert time.monotonic() < deadline, "the run never reached the fault's moment"
         time.sleep(0.1)
+
+
+def finished_whole(run: subprocess.Popen[str], out: Path, api: httpx.Client, images: int) -> None:
+    """The run outlived the fault: exit 0, no traceback, every row succeeded, one task per
+    image (none paid twice)."""
+    output, _ = run.communicate(timeout=600)
+    assert run.returncode == 0, output
+    assert "Traceback" not in output
+    results = pd.read_parquet(out / "results.parquet")
+    assert results["status"].value_counts().to_dict() == {"succeeded": images}
+    assert metric(api, "img2svg_tasks_created_total") == images

@@ -19,7 +19,7 @@ from typing import Any
 from img2svg.client import Throttle
 from img2svg.convert.callbacks import CallbackWait
 from img2svg.convert.jobs import Poller, make_client, submit_jobs
-from img2svg.fsutil import NoSpaceLeft, is_disk_full
+from img2svg.fsutil import NoSpaceLeft, no_space_as
 from img2svg.run.jobs import Job, JobRecord, changes
 from img2svg.run.rows import RowState, RowStatus, join_flags, split_flags
 from img2svg.run.settings import Endpoint, RunSettings
@@ -122,13 +122,11 @@ def full_disk_stops(workspace: Workspace, throttle: Throttle) -> Iterator[None]:
     """A workspace that cannot be written (its disk is full) stops the run: nothing more is
     submitted, pollers stop, and the error says where (`NoSpaceLeft`)."""
     try:
-        yield
-    except Exception as exc:
-        if not is_disk_full(exc):
-            raise
-        stop = NoSpaceLeft(str(workspace.path.parent))
+        with no_space_as(str(workspace.path.parent)):
+            yield
+    except NoSpaceLeft as stop:
         throttle.abandon(str(stop))
-        raise stop from None
+        raise
 
 
 def _pick_up_s(poller: Poller, settings: RunSettings) -> float:

@@ -223,11 +223,13 @@ class Ledger:
     def unconfirmed(self, key: str, error: str) -> None:
         """The POST left and its answer never came: a task may exist (and be billed). A
         callback that named the task already stands."""
-        self._while_submitting(key, state=State.UNCONFIRMED, error=error)
+        self._update(key, only_from=SUBMITTING, state=State.UNCONFIRMED, error=error)
 
     def not_created(self, key: str, error: str) -> None:
         """The POST was refused, or surely never reached the API: no task exists."""
-        self._while_submitting(key, state=State.REFUSED, error=error, finished_at=time.time())
+        self._update(
+            key, only_from=SUBMITTING, state=State.REFUSED, error=error, finished_at=time.time()
+        )
 
     def called_back(
         self, token_hash: str, main_task_id: str, sub_task_results: str
@@ -361,19 +363,14 @@ class Ledger:
         found = self._db.all("SELECT state, COUNT(*) AS n FROM submissions GROUP BY state")
         return {r["state"]: r["n"] for r in found}
 
-    def _while_submitting(self, key: str, **fields: Any) -> None:
+    def _update(self, key: str, *, only_from: State | None = None, **fields: Any) -> None:
+        """Set `fields` of the key's entry; `only_from`: only while it is in that state (a
+        verdict that must not undo what a callback already recorded)."""
         sets = ", ".join(f"{name} = ?" for name in fields)
+        guard, params = (" AND state = ?", [only_from]) if only_from else ("", [])
         self._db.write(
             lambda: self._db.run(
-                f"UPDATE submissions SET {sets} WHERE key = ? AND state = ?",
-                [*fields.values(), key, SUBMITTING],
-            )
-        )
-
-    def _update(self, key: str, **fields: Any) -> None:
-        sets = ", ".join(f"{name} = ?" for name in fields)
-        self._db.write(
-            lambda: self._db.run(
-                f"UPDATE submissions SET {sets} WHERE key = ?", [*fields.values(), key]
+                f"UPDATE submissions SET {sets} WHERE key = ?{guard}",
+                [*fields.values(), key, *params],
             )
         )
